@@ -1,0 +1,4 @@
+export { JoinguardError, isJoinguardError, reject, inputError, wrapError } from './errors.js';
+export type { ErrorKind, ErrorDetails } from './errors.js';
+export { ByteReader, toHex, fromHex, isAllZero, equalBytes, leToBigInt, bigIntToBe, concatBytes } from './bytes.js';
+export { readInputFile, decodeBinaryOrHex, MAX_INPUT_BYTES } from './input.js';
