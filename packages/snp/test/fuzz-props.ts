@@ -1,0 +1,79 @@
+// Properties shared by the bounded CI fuzz test and the long run (scripts/fuzz-snp.ts).
+import fc from 'fast-check';
+import { isJoinguardError } from '@joinguard/core';
+import { readVector } from '@joinguard/core/testing';
+import { ALL_SNP_ERROR_CODES, ChainCache, parseAmdCert, REPORT_SIZE, verifyReport } from '../src/index.js';
+
+const NOW = new Date('2026-11-23T00:00:00Z');
+const KNOWN = new Set(ALL_SNP_ERROR_CODES);
+/** Bytes the signature does not cover and the decoder does not read: the reserved tail of SIGNATURE. */
+const SIG_RESERVED_START = 0x2a0 + 144;
+
+export interface FuzzInput {
+  kind: 'random' | 'mutated' | 'resized' | 'cert';
+  bytes: Uint8Array;
+  /** For mutated reports: whether a byte the verifier depends on changed. */
+  coveredChange: boolean;
+}
+
+export function fuzzFixtures() {
+  return {
+    report: readVector('snp/gosevguest_milan_v2/report.bin'),
+    vcek: readVector('snp/gosevguest_milan_v2/vcek.der'),
+    cache: new ChainCache(),
+  };
+}
+
+export function fuzzInput(fx: ReturnType<typeof fuzzFixtures>): fc.Arbitrary<FuzzInput> {
+  const random = fc.uint8Array({ minLength: 0, maxLength: REPORT_SIZE + 64 }).map((b) => ({ kind: 'random' as const, bytes: b, coveredChange: true }));
+  const randomFull = fc.uint8Array({ minLength: REPORT_SIZE, maxLength: REPORT_SIZE }).map((b) => ({ kind: 'random' as const, bytes: b, coveredChange: true }));
+  const mutated = fc.array(fc.tuple(fc.nat({ max: REPORT_SIZE - 1 }), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 4 }).map((edits) => {
+    const b = new Uint8Array(fx.report);
+    let covered = false;
+    for (const [off, val] of edits) {
+      b[off] = val;
+      if (off < SIG_RESERVED_START && fx.report[off] !== val) covered = true;
+    }
+    return { kind: 'mutated' as const, bytes: b, coveredChange: covered };
+  });
+  const resized = fc.integer({ min: 0, max: REPORT_SIZE * 2 }).filter((n) => n !== REPORT_SIZE).map((n) => {
+    const b = new Uint8Array(n);
+    b.set(fx.report.subarray(0, Math.min(n, REPORT_SIZE)));
+    return { kind: 'resized' as const, bytes: b, coveredChange: true };
+  });
+  const cert = fc.array(fc.tuple(fc.nat({ max: fx.vcek.length - 1 }), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 3 }).map((edits) => {
+    const b = new Uint8Array(fx.vcek);
+    for (const [off, val] of edits) b[off] = val;
+    return { kind: 'cert' as const, bytes: b, coveredChange: true };
+  });
+  return fc.oneof(random, randomFull, mutated, mutated, resized, cert);
+}
+
+/**
+ * The property: hostile input never crashes the decoder or verifier with anything but a JoinguardError
+ * carrying a known SNP code, and any change to covered bytes of a good report is rejected.
+ */
+export function fuzzProperty(fx: ReturnType<typeof fuzzFixtures>, input: FuzzInput): boolean {
+  try {
+    if (input.kind === 'cert') {
+      verifyReport(fx.report, { vcek: input.bytes }, { now: NOW, product: 'milan' });
+      return true; // an edit that leaves the certificate valid (e.g. in an unsigned part it cannot reach) is fine
+    }
+    verifyReport(input.bytes, { vcek: fx.vcek }, { now: NOW, product: 'milan', cache: fx.cache });
+    return !input.coveredChange;
+  } catch (e) {
+    if (!isJoinguardError(e)) throw e;
+    if (!KNOWN.has(e.code)) throw new Error(`unknown code ${e.code}: ${e.message}`);
+    return true;
+  }
+}
+
+export function certParseProperty(bytes: Uint8Array): boolean {
+  try {
+    parseAmdCert(bytes, 'fuzz');
+    return true;
+  } catch (e) {
+    if (!isJoinguardError(e)) throw e;
+    return true;
+  }
+}

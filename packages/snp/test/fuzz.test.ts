@@ -1,0 +1,34 @@
+import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import { decodeReport } from '../src/index.js';
+import { isJoinguardError } from '@joinguard/core';
+import { fuzzFixtures, fuzzInput, fuzzProperty } from './fuzz-props.js';
+
+describe('property-based fuzzing (bounded for CI; scripts/fuzz-snp.ts runs >= 1,000,000)', () => {
+  const fx = fuzzFixtures();
+
+  it('decoder and verifier reject hostile input with known codes; covered edits never verify', () => {
+    fc.assert(fc.property(fuzzInput(fx), (input) => fuzzProperty(fx, input)), { numRuns: 1500, seed: 0x5eed });
+  });
+
+  it('the property can fail: an unchanged report verifies, and claiming a change was made would be caught', () => {
+    expect(fuzzProperty(fx, { kind: 'mutated', bytes: fx.report, coveredChange: false })).toBe(true);
+    expect(fuzzProperty(fx, { kind: 'mutated', bytes: fx.report, coveredChange: true })).toBe(false);
+  });
+
+  it('decoding random 1184-byte buffers throws only JoinguardError', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ minLength: 1184, maxLength: 1184 }), fc.constantFrom(2, 3, 5), (b, v) => {
+        b[0] = v;
+        b[1] = b[2] = b[3] = 0;
+        try {
+          decodeReport(b);
+        } catch (e) {
+          return isJoinguardError(e);
+        }
+        return true;
+      }),
+      { numRuns: 2000, seed: 7 },
+    );
+  });
+});
