@@ -1,0 +1,161 @@
+import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import { isJoinguardError } from '@joinguard/core';
+import { readVector } from '@joinguard/core/testing';
+import { EventType, comparePcrs, decodeDevicePath, parseCcel, parseEventLog, replayPcrs, replayRtmrs, summarizeEvent } from '@joinguard/eventlog';
+import { buildAgileLog } from './helpers.js';
+
+function codeOf(f: () => unknown): string | undefined {
+  try {
+    f();
+  } catch (e) {
+    if (isJoinguardError(e)) return e.code;
+    throw e;
+  }
+  return undefined;
+}
+
+const sep = (pcr: number) => ({ pcr, type: EventType.EV_SEPARATOR, data: new Uint8Array(4) });
+
+describe('hostile logs give typed errors', () => {
+  it('empty input', () => expect(codeOf(() => parseEventLog(new Uint8Array()))).toBe('EVENTLOG_EMPTY'));
+
+  it('a huge declared event size is refused before reading', () => {
+    const log = Buffer.from(buildAgileLog([0x000b], [sep(0)]));
+    log.writeUInt32LE(0xfffffff0, log.length - 8); // eventSize of the separator
+    expect(codeOf(() => parseEventLog(new Uint8Array(log)))).toBe('EVENTLOG_EVENT_TOO_LARGE');
+  });
+
+  it('zero and oversized digest sizes in the Spec ID event', () => {
+    expect(codeOf(() => parseEventLog(buildAgileLog([0x000b], [sep(0)], { digestSizes: { 0x000b: 0 } })))).toBe('EVENTLOG_BAD_DIGEST_SIZE');
+    expect(codeOf(() => parseEventLog(buildAgileLog([0x000b], [sep(0)], { digestSizes: { 0x000b: 20 } })))).toBe('EVENTLOG_BAD_DIGEST_SIZE');
+  });
+
+  it('an absurd number of algorithms', () => {
+    const log = Buffer.from(buildAgileLog([0x000b], []));
+    log.writeUInt32LE(0xffffffff, 32 + 24); // numberOfAlgorithms
+    expect(codeOf(() => parseEventLog(new Uint8Array(log)))).toBe('EVENTLOG_BAD_SPEC_ID');
+  });
+
+  it('a digest for an algorithm the Spec ID event does not declare', () => {
+    const log = buildAgileLog([0x000b], [{ ...sep(0), digests: [{ alg: 0x0004, digest: new Uint8Array(20) }] }]);
+    expect(codeOf(() => parseEventLog(log))).toBe('EVENTLOG_UNKNOWN_ALGORITHM');
+  });
+
+  it('more digests than declared algorithms', () => {
+    const log = Buffer.from(buildAgileLog([0x000b], [sep(0)]));
+    log.writeUInt32LE(0x7fffffff, log.length - 4 - 4 - 32 - 2 - 4); // digests.count
+    expect(codeOf(() => parseEventLog(new Uint8Array(log)))).toBe('EVENTLOG_BAD_DIGEST_COUNT');
+  });
+
+  it('the event count is capped', () => {
+    const log = buildAgileLog([0x000b], Array.from({ length: 50 }, () => sep(1)));
+    expect(codeOf(() => parseEventLog(log, { maxEvents: 20 }))).toBe('EVENTLOG_TOO_MANY_EVENTS');
+    expect(parseEventLog(log).events.length).toBe(51);
+  });
+
+  it('every truncation of a real log is an error, never a shorter replay', () => {
+    const bytes = readVector('eventlog/tpm_go_eventlog/glinux-alex.bin');
+    const log = parseEventLog(bytes);
+    const boundaries = new Set(log.events.map((e) => e.offset));
+    for (let cut = 1; cut < bytes.length; cut += 7) {
+      if (boundaries.has(cut)) continue;
+      expect(codeOf(() => parseEventLog(bytes.subarray(0, cut)))).toMatch(/^EVENTLOG_(TRUNCATED|BAD_SPEC_ID)$/);
+    }
+  });
+
+  it('PCR index out of range is refused at replay; CCEL MR index beyond RTMR3 too', () => {
+    expect(codeOf(() => replayPcrs(parseEventLog(buildAgileLog([0x000b], [sep(24)]))))).toBe('EVENTLOG_BAD_PCR_INDEX');
+    expect(codeOf(() => replayRtmrs(parseCcel(buildAgileLog([0x000c], [sep(5)]))))).toBe('EVENTLOG_BAD_MR_INDEX');
+  });
+
+  it('a device path node of length 0 cannot loop', () => {
+    expect(codeOf(() => decodeDevicePath(new Uint8Array([4, 4, 0, 0, 0x41, 0])))).toBe('EVENTLOG_BAD_DEVICE_PATH');
+    const u64 = (v: number): Buffer => {
+      const b = Buffer.alloc(8);
+      b.writeBigUInt64LE(BigInt(v));
+      return b;
+    };
+    const data = Buffer.concat([u64(0), u64(0), u64(0), u64(4), Buffer.from([4, 4, 0, 0])]);
+    const l = parseEventLog(buildAgileLog([0x000b], [{ pcr: 4, type: EventType.EV_EFI_BOOT_SERVICES_APPLICATION, data }]));
+    expect(l.events[1]!.decoded).toMatchObject({ kind: 'malformed', code: 'EVENTLOG_BAD_DEVICE_PATH' });
+  });
+
+  it('a malformed EFI variable is reported per event, the log still replays', () => {
+    const data = Buffer.concat([Buffer.alloc(16), Buffer.from('ffffffffffffff7f', 'hex'), Buffer.alloc(8)]);
+    const l = parseEventLog(buildAgileLog([0x000b], [{ pcr: 7, type: EventType.EV_EFI_VARIABLE_DRIVER_CONFIG, data }]));
+    expect(l.events[1]!.decoded).toMatchObject({ kind: 'malformed', code: 'EVENTLOG_BAD_EVENT_DATA' });
+    expect(l.events[1]!.digestVerified).toBe(true);
+    expect(Object.keys(replayPcrs(l).sha256!)).toEqual(['7']);
+  });
+
+  it('quoted PCR values that are not hex of the bank size are refused', () => {
+    const l = parseEventLog(buildAgileLog([0x000b], [sep(0)]));
+    expect(codeOf(() => comparePcrs(l, { sha256: { 0: 'zz' } }))).toBe('EVENTLOG_BAD_QUOTED_PCR');
+  });
+});
+
+/** Either a parsed, replayable log or a JoinguardError: nothing else escapes, and it ends quickly. */
+function exercise(bytes: Uint8Array): void {
+  try {
+    const log = parseEventLog(bytes);
+    for (const e of log.events) summarizeEvent(e);
+    replayPcrs(log);
+  } catch (e) {
+    if (!isJoinguardError(e)) throw e;
+  }
+  try {
+    replayRtmrs(parseCcel(bytes));
+  } catch (e) {
+    if (!isJoinguardError(e)) throw e;
+  }
+}
+
+describe('property-based (bounded)', () => {
+  const seeds = [
+    readVector('eventlog/tpm_go_eventlog/glinux-alex.bin'),
+    readVector('eventlog/tpm_go_eventlog/debian-10.bin'),
+    readVector('eventlog/ccel_trustee/CCEL_data_ovmf.bin').subarray(0, 12000),
+    buildAgileLog([0x0004, 0x000b], [sep(0), { pcr: 7, type: EventType.EV_EFI_VARIABLE_DRIVER_CONFIG, data: new Uint8Array(40) }]),
+  ];
+
+  it('random bytes', () => {
+    fc.assert(fc.property(fc.uint8Array({ maxLength: 512 }), (b) => exercise(b)), { numRuns: 300 });
+  });
+
+  it('mutated real logs: byte flips, 32-bit overwrites, truncation', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 0, max: seeds.length - 1 }),
+        fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 2 }), fc.nat({ max: 0xffffffff })), { minLength: 1, maxLength: 4 }),
+        fc.option(fc.nat(), { nil: undefined }),
+        (s, muts, cut) => {
+          const b = Buffer.from(seeds[s]!);
+          for (const [pos, kind, v] of muts) {
+            const p = pos % b.length;
+            if (kind === 0) b[p] = v & 0xff;
+            else if (kind === 1 && p + 4 <= b.length) b.writeUInt32LE(v, p);
+            else if (p + 4 <= b.length) b.writeUInt32LE(v & 0xffff, p);
+          }
+          exercise(new Uint8Array(cut === undefined ? b : b.subarray(0, cut % (b.length + 1))));
+        },
+      ),
+      { numRuns: 200 },
+    );
+  });
+});
+
+describe('CCEL end of events', () => {
+  const log = buildAgileLog([0x000c], [sep(1), sep(2)]);
+  it('stops at 0x00 or 0xFF fill, not at a few stray bytes', () => {
+    for (const fill of [0x00, 0xff]) {
+      const padded = new Uint8Array(log.length + 100).fill(fill);
+      padded.set(log);
+      expect(parseCcel(padded).events.length).toBe(3);
+    }
+    const stray = new Uint8Array(log.length + 5);
+    stray.set(log);
+    stray.set([1, 2, 3, 4, 5], log.length);
+    expect(codeOf(() => parseCcel(stray))).toBe('EVENTLOG_TRUNCATED');
+  });
+});
