@@ -1,0 +1,144 @@
+import { inputError } from '@joinguard/core';
+import { isSnpTee, isTdxTee } from './claims.js';
+import { parsePolicy, type PolicyIssue } from './parse.js';
+import { referenceEntries, validity } from './refs.js';
+import { PCR_BANKS, type Policy } from './types.js';
+
+export interface PolicyCheck {
+  errors: PolicyIssue[];
+  warnings: PolicyIssue[];
+}
+
+/** RFC 3339 instants as the schema admits them, also rejecting impossible calendar dates (2026-02-30). */
+export function parseInstant(s: string): number | undefined {
+  const t = Date.parse(s);
+  if (Number.isNaN(t)) return undefined;
+  const m = /^(\d{4})-(\d{2})-(\d{2})/.exec(s);
+  if (!m) return undefined;
+  const [y, mo, d] = [Number(m[1]), Number(m[2]), Number(m[3])];
+  const probe = new Date(Date.UTC(y, mo - 1, d));
+  if (probe.getUTCFullYear() !== y || probe.getUTCMonth() !== mo - 1 || probe.getUTCDate() !== d) return undefined;
+  return t;
+}
+
+/** Compiles a policy pattern the way evaluation does; returns the compiler's message when it fails. */
+export function compilePattern(p: string): RegExp | string {
+  try {
+    return new RegExp(p);
+  } catch (e) {
+    return (e as Error).message;
+  }
+}
+
+/**
+ * The checks a schema cannot express. Errors make a policy unusable (evaluation refuses it); warnings
+ * are for the operator (a reference value that has expired, a section no allowed TEE uses).
+ */
+export function checkPolicy(policy: Policy, now: Date): PolicyCheck {
+  const errors: PolicyIssue[] = [];
+  const warnings: PolicyIssue[] = [];
+  const err = (path: string, code: string, message: string) => errors.push({ path, code, message });
+  const warn = (path: string, code: string, message: string) => warnings.push({ path, code, message });
+
+  const tcb = policy.snp?.minimumTcb ?? {};
+  for (const [k, v] of Object.entries(tcb)) {
+    if (typeof v === 'number' && v > 255) err(`$.snp.minimumTcb.${k}`, 'POLICY_TCB_OUT_OF_RANGE', `${k} is ${v}, but a security patch level is one byte (0..255)`);
+  }
+
+  const patterns: Array<[string, string[] | undefined]> = [
+    ['$.boot.kernelCmdline.required', policy.boot?.kernelCmdline?.required],
+    ['$.boot.kernelCmdline.forbidden', policy.boot?.kernelCmdline?.forbidden],
+    ['$.boot.grubCommands.forbidden', policy.boot?.grubCommands?.forbidden],
+  ];
+  for (const [path, list] of patterns) {
+    (list ?? []).forEach((p, i) => {
+      const r = compilePattern(p);
+      if (typeof r === 'string') err(`${path}[${i}]`, 'POLICY_BAD_REGEX', `pattern ${JSON.stringify(p)} does not compile: ${r}`);
+    });
+  }
+
+  const allowed = policy.tee.allowed;
+  if (policy.snp && !allowed.some(isSnpTee)) warn('$.snp', 'POLICY_UNUSED_SECTION', 'no allowed tee kind is SNP, so the snp section never applies');
+  if (policy.tdx && !allowed.some(isTdxTee)) warn('$.tdx', 'POLICY_UNUSED_SECTION', 'no allowed tee kind is TDX, so the tdx section never applies');
+  if (policy.snp?.guestPolicy?.allowDebug) warn('$.snp.guestPolicy.allowDebug', 'POLICY_WEAK', 'debug guests are accepted: their memory is readable by the host');
+  if (policy.snp?.guestPolicy?.allowMigrateMa) warn('$.snp.guestPolicy.allowMigrateMa', 'POLICY_WEAK', 'guests with a migration agent are accepted');
+  if (policy.tdx?.allowDebug) warn('$.tdx.allowDebug', 'POLICY_WEAK', 'debug TDs are accepted: their memory is readable by the host');
+  if (policy.tdx?.allowedTcbStatuses?.includes('Revoked')) warn('$.tdx.allowedTcbStatuses', 'POLICY_WEAK', 'platforms with a revoked TCB are accepted');
+  if (policy.boot?.requireSecureBoot === false) warn('$.boot.requireSecureBoot', 'POLICY_WEAK', 'nodes without Secure Boot are accepted');
+
+  const refs = policy.referenceValues ?? [];
+  const seen = new Map<string, number>();
+  // key -> [(index, validity)]
+  const providers = new Map<string, Array<{ i: number; v: string }>>();
+  refs.forEach((ref, i) => {
+    const at = `$.referenceValues[${i}]`;
+    const name = `${ref.id}@${ref.version}`;
+    const dup = seen.get(name);
+    if (dup !== undefined) err(at, 'POLICY_DUPLICATE_REFERENCE', `reference value ${name} is also defined at $.referenceValues[${dup}]`);
+    else seen.set(name, i);
+
+    const nb = ref.notBefore === undefined ? undefined : parseInstant(ref.notBefore);
+    const ex = ref.expires === undefined ? undefined : parseInstant(ref.expires);
+    let datesOk = true;
+    if (ref.notBefore !== undefined && nb === undefined) {
+      err(`${at}.notBefore`, 'POLICY_BAD_DATE', `notBefore ${ref.notBefore} is not a valid date`);
+      datesOk = false;
+    }
+    if (ref.expires !== undefined && ex === undefined) {
+      err(`${at}.expires`, 'POLICY_BAD_DATE', `expires ${ref.expires} is not a valid date`);
+      datesOk = false;
+    }
+    if (nb !== undefined && ex !== undefined && ex <= nb) err(`${at}.expires`, 'POLICY_BAD_DATE', `${name} expires (${ref.expires}) before it becomes valid (${ref.notBefore})`);
+
+    for (const [bank, byIndex] of Object.entries(ref.pcrs ?? {})) {
+      const size = PCR_BANKS[bank as keyof typeof PCR_BANKS];
+      for (const [index, values] of Object.entries(byIndex)) {
+        values.forEach((v, j) => {
+          if (v.length !== size * 2) err(`${at}.pcrs.${bank}["${index}"][${j}]`, 'POLICY_BAD_PCR_VALUE', `a ${bank} PCR value has ${size} bytes, this one has ${v.length / 2}`);
+        });
+      }
+      const required = policy.tpm?.requiredBanks;
+      if (required && !required.includes(bank)) warn(`${at}.pcrs.${bank}`, 'POLICY_BANK_NOT_REQUIRED', `PCR values of bank ${bank} are given but the bank is not in tpm.requiredBanks: a node that omits the bank fails`);
+    }
+
+    const v = datesOk ? validity(ref, now) : 'expired';
+    if (datesOk && v === 'expired') warn(at, 'POLICY_REFERENCE_EXPIRED', `reference value ${name} expired at ${ref.expires} and is no longer accepted`);
+    if (datesOk && v === 'notYetValid') warn(at, 'POLICY_REFERENCE_NOT_YET_VALID', `reference value ${name} becomes valid at ${ref.notBefore}`);
+    for (const [key, values] of referenceEntries(ref)) {
+      let list = providers.get(key);
+      if (!list) providers.set(key, (list = []));
+      list.push({ i, v });
+      if (values.length === 0) warn(at, 'POLICY_EMPTY_REFERENCE', `${name} gives an empty list for ${key}, which accepts nothing from it`);
+    }
+  });
+
+  for (const [key, list] of providers) {
+    if (list.every((p) => p.v === 'expired')) {
+      err(
+        `$.referenceValues[${list[0]!.i}]`,
+        'POLICY_REFERENCE_EXPIRED',
+        `every reference value for ${key} has expired (${list.map((p) => `${refs[p.i]!.id}@${refs[p.i]!.version}`).join(', ')}), so no node can pass`,
+      );
+    } else if (list.every((p) => p.v !== 'active')) {
+      warn(`$.referenceValues[${list[0]!.i}]`, 'POLICY_REFERENCE_NOT_YET_VALID', `no reference value for ${key} is valid yet, so no node can pass until one becomes valid`);
+    }
+  }
+  return { errors, warnings };
+}
+
+/**
+ * Parses, schema-validates and semantically checks a policy; throws POLICY_SCHEMA or POLICY_SEMANTIC
+ * (details.errors, details.warnings) when it cannot be used at `now`.
+ */
+export function loadPolicy(textOrDoc: string | unknown, now: Date): { policy: Policy; warnings: PolicyIssue[] } {
+  const policy = parsePolicy(textOrDoc);
+  const { errors, warnings } = checkPolicy(policy, now);
+  if (errors.length > 0) {
+    const first = errors[0]!;
+    throw inputError('POLICY_SEMANTIC', `the policy is not usable: ${first.path}: ${first.message}${errors.length > 1 ? ` (and ${errors.length - 1} more)` : ''}`, {
+      errors,
+      warnings,
+    });
+  }
+  return { policy, warnings };
+}

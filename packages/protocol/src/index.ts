@@ -1,0 +1,41 @@
+export { canonicalJson, canonicalJsonBytes, assertJsonValue, MAX_JSON_DEPTH } from './jcs.js';
+export type { JsonValue } from './jcs.js';
+export { bindingDigest, tpmExtraData } from './binding.js';
+export { toB64url, fromB64url, fromB64, b64Length } from './base64.js';
+export { issueChallenge, checkChallenge, CHALLENGE_NONCE_BYTES, DEFAULT_CHALLENGE_TTL_MS } from './challenge.js';
+export type { IssuedChallenge, CheckedChallenge } from './challenge.js';
+export { signResult, verifyResult, jwkThumbprint, RESULT_JWT_TYPE, RESULT_ALGORITHMS } from './result.js';
+export type { ResultAlgorithm, SigningKeyInput, VerifyResultOptions } from './result.js';
+export { generateSigningKey, signingKeyFromJwk, emptyKeyRing, rotateKey, activeKey, publishedJwks, allKeys } from './jwks.js';
+export type { SigningKey, PublishedKey, KeyRing } from './jwks.js';
+export { TEES, PURPOSES, VERDICTS, CHECK_OUTCOMES, RECORD_KINDS } from './types.js';
+export type {
+  Tee,
+  Purpose,
+  Verdict,
+  CheckOutcome,
+  RecordKind,
+  ChallengeResponse,
+  TeeKeyJwk,
+  TeeKeyJwkP256,
+  TeeKeyJwkX25519,
+  RuntimeData,
+  TpmEvidence,
+  Evidence,
+  Check,
+  PolicyRef,
+  Appraisal,
+  TcbClaim,
+  AttestationResultClaims,
+  AttestResponse,
+  KeyReleaseRequest,
+  KeyReleaseResponse,
+  ErrorReply,
+  AuditRecord,
+  RecordDraft,
+  SignedRecord,
+  RecordQuery,
+  RecordPage,
+  NodeState,
+} from './types.js';
+export * from './schemas.js';

@@ -1,0 +1,255 @@
+import type { JsonValue } from './jcs.js';
+
+/** Wire types. Each has a JSON Schema of the same name (…Schema) in schemas.ts; keep the two in step. */
+
+export const TEES = ['snp', 'tdx', 'azure-snp-vtpm', 'azure-tdx-vtpm'] as const;
+export type Tee = (typeof TEES)[number];
+
+export const PURPOSES = ['unlock', 'join', 'reattest'] as const;
+export type Purpose = (typeof PURPOSES)[number];
+
+export const VERDICTS = ['pass', 'fail'] as const;
+export type Verdict = (typeof VERDICTS)[number];
+
+export const CHECK_OUTCOMES = ['pass', 'fail', 'skip'] as const;
+export type CheckOutcome = (typeof CHECK_OUTCOMES)[number];
+
+export const RECORD_KINDS = ['appraisal', 'key-release', 'csr-decision', 'revocation', 'policy-change'] as const;
+export type RecordKind = (typeof RECORD_KINDS)[number];
+
+/** `GET /v1/challenge` reply. */
+export interface ChallengeResponse {
+  /** unpadded base64url; the binding digest is computed over its decoded bytes */
+  nonce: string;
+  /** RFC 3339 */
+  expiresAt: string;
+}
+
+interface JwkCommon {
+  kid?: string;
+  alg?: string;
+  use?: 'enc';
+}
+export interface TeeKeyJwkP256 extends JwkCommon {
+  kty: 'EC';
+  crv: 'P-256';
+  x: string;
+  y: string;
+}
+export interface TeeKeyJwkX25519 extends JwkCommon {
+  kty: 'OKP';
+  crv: 'X25519';
+  x: string;
+}
+/** The attester's ephemeral public key for key release (never a private key: `d` is refused). */
+export type TeeKeyJwk = TeeKeyJwkP256 | TeeKeyJwkX25519;
+
+export interface RuntimeData {
+  teeKey: TeeKeyJwk;
+  /** hex SHA-256 of the kubelet client key's SubjectPublicKeyInfo (DER) */
+  kubeletKeySha256?: string;
+  nodeName: string;
+  machine?: string;
+  providerId?: string;
+  purpose: Purpose;
+  /**
+   * hex SHA-256 of the AK's TPMT_PUBLIC bytes, for bare SNP/TDX where the hardware report does not name
+   * the AK (DESIGN.md "Evidence and binding"); Azure names it in the HCL report's runtime claims.
+   */
+  akPublicSha256?: string;
+}
+
+export interface TpmEvidence {
+  /** base64 TPMS_ATTEST */
+  quote: string;
+  /** base64 TPMT_SIGNATURE */
+  signature: string;
+  /** bank → PCR index ("0".."23") → hex */
+  pcrs: Partial<Record<'sha1' | 'sha256' | 'sha384' | 'sha512', Record<string, string>>>;
+  /** base64 TPMT_PUBLIC */
+  akPublic: string;
+  /** base64 DER */
+  akCert?: string;
+}
+
+/** `POST /v1/attest` body: the exact shape of DESIGN.md "Evidence and binding". */
+export interface Evidence {
+  nonce: string;
+  tee: Tee;
+  runtimeData: RuntimeData;
+  hardware: {
+    /** base64: SNP report, TDX quote, or Azure HCL report */
+    report: string;
+    /** name → base64 DER certificate or PEM text (vcek, ask, ark, vlek, pckChain …) */
+    certs?: Record<string, string>;
+  };
+  tpm: TpmEvidence;
+  /** base64 TCG PC Client crypto-agile event log */
+  eventLog: string;
+  imaLog?: string;
+}
+
+export interface Check {
+  /** stable name of the check, e.g. "snp.signature", "tpm.extraData", "policy.pcr.7" */
+  name: string;
+  outcome: CheckOutcome;
+  expected?: JsonValue;
+  actual?: JsonValue;
+  /** the error code when the check failed */
+  code?: string;
+  message?: string;
+}
+
+export interface PolicyRef {
+  id: string;
+  /** hex SHA-256 of the canonical (JCS) policy document */
+  digest: string;
+}
+
+export interface Appraisal {
+  verdict: Verdict;
+  tee: Tee;
+  node: string;
+  purpose: Purpose;
+  policy: PolicyRef;
+  checks: Check[];
+}
+
+export interface TcbClaim {
+  /** e.g. "UpToDate", "OutOfDate", "SWHardeningNeeded" (TDX) or "ok" / "below-minimum" (SNP) */
+  status: string;
+  versions?: Record<string, number | string>;
+}
+
+/** Claims of the attestation-result JWT (DESIGN.md "Verification"). */
+export interface AttestationResultClaims {
+  iss?: string;
+  aud?: string | string[];
+  /** node name */
+  sub: string;
+  /** id of the appraisal record */
+  jti: string;
+  iat: number;
+  exp: number;
+  nbf?: number;
+  verdict: Verdict;
+  tee: Tee;
+  purpose?: Purpose;
+  tcb: TcbClaim;
+  /** name → hex: measurement, mrTd, rtmr0…, pcr names as "pcr.sha256.7" */
+  measurements: Record<string, string>;
+  bindings: {
+    /** RFC 7638 SHA-256 thumbprint (base64url) of runtimeData.teeKey */
+    teeKeyThumbprint: string;
+    kubeletKeySha256?: string;
+  };
+  policy: PolicyRef;
+}
+
+/** `POST /v1/attest` reply. */
+export interface AttestResponse {
+  /** compact JWT carrying AttestationResultClaims */
+  result: string;
+  appraisal: Appraisal;
+  recordId: string;
+}
+
+/** `POST /v1/keys/disk/{name}` body (the attestation result travels as the Bearer token). */
+export interface KeyReleaseRequest {
+  /** key epoch to derive; the verifier's current epoch when absent */
+  epoch?: number;
+}
+
+export interface KeyReleaseResponse {
+  name: string;
+  epoch: number;
+  /** compact JWE, ECDH-ES+A256KW / A256GCM, to the result's teeKey */
+  jwe: string;
+  recordId: string;
+}
+
+/** Every HTTP error reply. */
+export interface ErrorReply {
+  code: string;
+  message: string;
+  details?: Record<string, unknown>;
+}
+
+/** The signed payload of an audit record (DESIGN.md "Records"). */
+export interface AuditRecord {
+  /** format version */
+  v: 1;
+  id: string;
+  kind: RecordKind;
+  /** the chain this record belongs to; records of one log are hash-linked by `prev` */
+  log: string;
+  /** 1, 2, 3 … within the log */
+  seq: number;
+  /** RFC 3339 */
+  time: string;
+  node?: string;
+  tee?: Tee;
+  verdict?: Verdict;
+  purpose?: Purpose;
+  /** plain JSON (checked when appended); typed loosely so that interfaces such as Appraisal fit */
+  body: Record<string, unknown>;
+  /** hex SHA-256 of JCS(previous record of the same log); 64 zeros for seq 1 */
+  prev: string;
+}
+
+/** What a caller hands the store; the store assigns id, seq, prev (and time when absent). */
+export interface RecordDraft {
+  kind: RecordKind;
+  log: string;
+  time?: string;
+  id?: string;
+  node?: string;
+  tee?: Tee;
+  verdict?: Verdict;
+  purpose?: Purpose;
+  /** plain JSON: evidence (or its digest and a blob reference), checks, policy digest … */
+  body: Record<string, unknown>;
+}
+
+/** A record as stored and served: the decoded payload and the compact JWS that carries it. */
+export interface SignedRecord {
+  record: AuditRecord;
+  /** compact JWS whose payload is JCS(record) */
+  jws: string;
+}
+
+/** `GET /v1/records` query. */
+export interface RecordQuery {
+  node?: string;
+  /** RFC 3339, inclusive */
+  from?: string;
+  /** RFC 3339, exclusive */
+  to?: string;
+  verdict?: Verdict;
+  tee?: Tee;
+  purpose?: Purpose;
+  kind?: RecordKind;
+  log?: string;
+  limit?: number;
+  /** opaque, from a previous page's nextCursor */
+  cursor?: string;
+}
+
+export interface RecordPage {
+  records: SignedRecord[];
+  nextCursor?: string;
+}
+
+/** What the verifier keeps per node (`GET /v1/nodes`). */
+export interface NodeState {
+  name: string;
+  revoked: boolean;
+  lastVerdict?: Verdict;
+  /** RFC 3339 */
+  lastVerifiedAt?: string;
+  lastRecordId?: string;
+  tee?: Tee;
+  machine?: string;
+  revokedAt?: string;
+  revokedReason?: string;
+}

@@ -1,0 +1,363 @@
+import { createHash } from 'node:crypto';
+import { connect } from '@nats-io/transport-node';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { DeliverPolicy, DiscardPolicy, RetentionPolicy, StorageType, jetstream, jetstreamManager } from '@nats-io/jetstream';
+import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
+import { Kvm } from '@nats-io/kv';
+import type { KV } from '@nats-io/kv';
+import type { JSONWebKeySet } from 'jose';
+import { JoinguardError, inputError } from '@joinguard/core';
+import type { NodeState, RecordDraft, RecordPage, RecordQuery, SignedRecord } from '@joinguard/protocol';
+import { verifyEntries } from './chain.js';
+import type { ChainEntry } from './chain.js';
+import { makeNodeState } from './node-state.js';
+import { encodeCursor, matchesQuery, normalizeQuery } from './query.js';
+import { GENESIS_PREV, buildRecord, checkLogName, checkNodeName, decodeRecordJws, prepareDraft, signRecord } from './records.js';
+import type { RecordSigner } from './records.js';
+import type { ChainVerification, NodeStateInput, RecordStore } from './store.js';
+import { nonceKey, serialize } from './util.js';
+
+export interface JetStreamStoreOptions {
+  /** NATS URL(s); ignored when `connection` is given */
+  servers?: string | string[];
+  /** an existing connection, left open by close() */
+  connection?: NatsConnection;
+  signer: RecordSigner;
+  stream?: string;
+  /** records of log L go to subject `<subjectPrefix>.L` */
+  subjectPrefix?: string;
+  /** stream and bucket replicas: 3 in production, 1 in tests */
+  replicas?: number;
+  nonceBucket?: string;
+  /** lifetime of replay entries; must cover the longest challenge ttl */
+  nonceTtlMs?: number;
+  nodeBucket?: string;
+  /** record id → stream sequence, for get() */
+  indexBucket?: string;
+  /** refuse message deletion and purges on the stream (default true) */
+  denyDelete?: boolean;
+  now?: () => Date;
+  maxRetries?: number;
+}
+
+const WRONG_LAST_SEQUENCE = 10071;
+
+function apiCode(e: unknown): number | undefined {
+  const c = (e as { code?: unknown })?.code;
+  return typeof c === 'number' ? c : typeof c === 'string' && /^[0-9]+$/.test(c) ? Number(c) : undefined;
+}
+
+function io(e: unknown, what: string): JoinguardError {
+  if (e instanceof JoinguardError) return e;
+  return new JoinguardError('STORE_IO', `jetstream store: ${what} failed: ${(e as Error).message}`, { apiCode: apiCode(e) }, { kind: 'internal', cause: e });
+}
+
+function payloadHash(jws: string): string {
+  return createHash('sha256').update(Buffer.from(jws.split('.')[1] ?? '', 'base64url')).digest('hex');
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * The replicated store. Records live in one stream, one subject per log; the chain cannot fork because each
+ * append is published with Nats-Expected-Last-Subject-Sequence = the head it was built on, and a replica that
+ * lost the race re-reads the head, re-signs and retries. Queries scan the stream with an ordered consumer and
+ * filter in memory (no secondary index yet); get() uses a KV index id → stream sequence. Nonces and node
+ * state are KV buckets; the nonce bucket's TTL forgets replay entries once their nonce has expired anyway.
+ */
+export class JetStreamRecordStore implements RecordStore {
+  private readonly queues = new Map<string, Promise<unknown>>();
+
+  private constructor(
+    private readonly nc: NatsConnection,
+    private readonly ownsConnection: boolean,
+    private readonly jsm: JetStreamManager,
+    private readonly js: JetStreamClient,
+    private readonly nonces: KV,
+    private readonly nodes: KV,
+    private readonly index: KV,
+    private readonly signer: RecordSigner,
+    private readonly stream: string,
+    private readonly prefix: string,
+    private readonly nonceTtlMs: number,
+    private readonly now: () => Date,
+    private readonly maxRetries: number,
+  ) {}
+
+  static async open(opts: JetStreamStoreOptions): Promise<JetStreamRecordStore> {
+    const stream = opts.stream ?? 'JOINGUARD_RECORDS';
+    const prefix = opts.subjectPrefix ?? 'joinguard.records';
+    const replicas = opts.replicas ?? 1;
+    const nonceTtlMs = opts.nonceTtlMs ?? 15 * 60 * 1000;
+    let nc: NatsConnection;
+    try {
+      nc = opts.connection ?? (await connect({ servers: opts.servers ?? '127.0.0.1:4222' }));
+    } catch (e) {
+      throw io(e, `connecting to ${String(opts.servers)}`);
+    }
+    try {
+      const jsm = await jetstreamManager(nc);
+      const existing = await jsm.streams.info(stream).catch(() => null);
+      if (existing === null) {
+        await jsm.streams.add({
+          name: stream,
+          subjects: [`${prefix}.*`],
+          storage: StorageType.File,
+          retention: RetentionPolicy.Limits,
+          discard: DiscardPolicy.New,
+          num_replicas: replicas,
+          deny_delete: opts.denyDelete ?? true,
+          deny_purge: opts.denyDelete ?? true,
+          allow_direct: true,
+          duplicate_window: 2 * 60 * 1_000_000_000,
+        });
+      }
+      const kvm = new Kvm(nc);
+      const nonces = await kvm.create(opts.nonceBucket ?? 'joinguard-nonces', { replicas, ttl: nonceTtlMs, history: 1 });
+      const nodes = await kvm.create(opts.nodeBucket ?? 'joinguard-nodes', { replicas, history: 5 });
+      const index = await kvm.create(opts.indexBucket ?? 'joinguard-record-ids', { replicas, history: 1 });
+      return new JetStreamRecordStore(
+        nc,
+        opts.connection === undefined,
+        jsm,
+        jetstream(nc),
+        nonces,
+        nodes,
+        index,
+        opts.signer,
+        stream,
+        prefix,
+        nonceTtlMs,
+        opts.now ?? (() => new Date()),
+        opts.maxRetries ?? 50,
+      );
+    } catch (e) {
+      if (opts.connection === undefined) await nc.close().catch(() => undefined);
+      throw io(e, `setting up stream ${stream}`);
+    }
+  }
+
+  private subject(log: string): string {
+    return `${this.prefix}.${log}`;
+  }
+
+  async append(draft: RecordDraft): Promise<SignedRecord> {
+    const fixed = prepareDraft(draft, this.now());
+    const subject = this.subject(draft.log);
+    if (draft.id !== undefined && (await this.index.get(fixed.id).catch(() => null))?.operation === 'PUT') {
+      throw inputError('STORE_DUPLICATE_ID', `a record with id ${fixed.id} already exists`, { id: fixed.id });
+    }
+    return serialize(this.queues, draft.log, async () => {
+      let transient = 0;
+      for (let attempt = 0; attempt < this.maxRetries; attempt++) {
+        let head: { seq: number; jws: string } | null;
+        try {
+          const m = await this.jsm.streams.getMessage(this.stream, { last_by_subj: subject });
+          head = m === null ? null : { seq: m.seq, jws: m.string() };
+        } catch (e) {
+          throw io(e, `reading the head of log ${draft.log}`);
+        }
+        if (head === null && (await this.jsm.direct.getMessage(this.stream, { seq: 1, next_by_subj: subject }).catch(() => null)) !== null) {
+          // Seen on nats-server 2.9 after the newest message of a subject was deleted: no "last" message although
+          // older ones remain. Building on an empty head would fork the chain at seq 1; refuse instead.
+          throw new JoinguardError('STORE_HEAD_UNREADABLE', `log ${draft.log} holds records but the server reports no last record (was the newest one deleted?); refusing to fork the chain`, { log: draft.log }, { kind: 'internal' });
+        }
+        const headRecord = head === null ? undefined : decodeRecordJws(head.jws);
+        // An earlier attempt whose acknowledgement was lost may already have landed.
+        if (head !== null && headRecord?.id === fixed.id) return { record: headRecord, jws: head.jws };
+        const record = buildRecord(draft, fixed, (headRecord?.seq ?? 0) + 1, head === null ? GENESIS_PREV : payloadHash(head.jws));
+        const jws = await signRecord(record, this.signer);
+        const maxPayload = this.nc.info?.max_payload ?? 1024 * 1024;
+        if (jws.length > maxPayload - 1024) {
+          throw inputError('STORE_RECORD_TOO_LARGE', `record is ${jws.length} bytes signed, more than the NATS max_payload (${maxPayload}) allows; store large evidence as a blob and keep its digest`, {
+            size: jws.length,
+            max: maxPayload,
+          });
+        }
+        // Heals the one index entry a crash between publish and index write can leave missing (see get()).
+        const healHead = head !== null && headRecord !== undefined ? this.index.put(headRecord.id, String(head.seq)).catch(() => undefined) : undefined;
+        try {
+          const ack = await this.js.publish(subject, jws, { msgID: record.id, expect: { lastSubjectSequence: head?.seq ?? 0 } });
+          await healHead;
+          if (ack.duplicate) {
+            const m = await this.jsm.streams.getMessage(this.stream, { seq: ack.seq });
+            if (m !== null) return { record: decodeRecordJws(m.string()), jws: m.string() };
+          }
+          await this.index.put(record.id, String(ack.seq)).catch(() => undefined);
+          return { record, jws };
+        } catch (e) {
+          if (apiCode(e) === WRONG_LAST_SEQUENCE) {
+            // Another replica appended first: back off a little (jittered) and build on the new head.
+            await sleep(Math.floor(Math.random() * Math.min(50, 2 * (attempt + 1))));
+            continue;
+          }
+          if (++transient > 3) throw io(e, `appending to log ${draft.log}`);
+          await sleep(50 * transient);
+        }
+      }
+      throw new JoinguardError('STORE_CONFLICT', `jetstream store: log ${draft.log} kept moving; gave up after ${this.maxRetries} attempts`, { log: draft.log }, { kind: 'internal' });
+    });
+  }
+
+  /** Messages of the stream matching `filter`, from stream sequence `startSeq` on, in order. */
+  private async *scan(filter: string, startSeq: number): AsyncGenerator<{ seq: number; subject: string; jws: string }> {
+    let first;
+    try {
+      first = await this.jsm.direct.getMessage(this.stream, { seq: Math.max(1, startSeq), next_by_subj: filter });
+    } catch (e) {
+      throw io(e, 'scanning records');
+    }
+    if (first === null) return;
+    const consumer = await this.js.consumers.get(this.stream, {
+      filter_subjects: filter,
+      deliver_policy: DeliverPolicy.StartSequence,
+      opt_start_seq: first.seq,
+    });
+    const msgs = await consumer.consume({ max_messages: 256 });
+    try {
+      for await (const m of msgs) {
+        yield { seq: m.seq, subject: m.subject, jws: m.string() };
+        if (m.info.pending === 0) break;
+      }
+    } finally {
+      await msgs.close().catch(() => undefined);
+    }
+  }
+
+  async get(id: string): Promise<SignedRecord | undefined> {
+    if (typeof id !== 'string' || !/^[A-Za-z0-9_-]{1,128}$/.test(id)) return undefined;
+    try {
+      const e = await this.index.get(id);
+      if (e !== null && e.operation === 'PUT') {
+        const m = await this.jsm.streams.getMessage(this.stream, { seq: Number(e.string()) });
+        if (m !== null) {
+          const record = decodeRecordJws(m.string());
+          if (record.id === id) return { record, jws: m.string() };
+        }
+      }
+    } catch (e) {
+      throw io(e, `reading record ${id}`);
+    }
+    // The index entry is written after the publish, so a crash in between leaves one unindexed record, and it
+    // is the head of its log (the next append to that log indexes its head). So only heads need a look, and
+    // an unknown id costs one lookup per log, never a scan of the stream.
+    for (const log of await this.logs()) {
+      const m = await this.jsm.streams.getMessage(this.stream, { last_by_subj: this.subject(log) }).catch(() => null);
+      if (m === null) continue;
+      const record = decodeRecordJws(m.string());
+      if (record.id === id) {
+        await this.index.put(id, String(m.seq)).catch(() => undefined);
+        return { record, jws: m.string() };
+      }
+    }
+    return undefined;
+  }
+
+  async query(q?: RecordQuery): Promise<RecordPage> {
+    const n = normalizeQuery(q);
+    const filter = n.log !== undefined ? this.subject(n.log) : `${this.prefix}.*`;
+    const records: SignedRecord[] = [];
+    let lastSeq = 0;
+    let full = false;
+    for await (const m of this.scan(filter, n.after + 1)) {
+      const record = decodeRecordJws(m.jws);
+      if (!matchesQuery(record, n)) continue;
+      if (records.length === n.limit) {
+        full = true;
+        break;
+      }
+      records.push({ record, jws: m.jws });
+      lastSeq = m.seq;
+    }
+    const page: RecordPage = { records };
+    if (full) page.nextCursor = encodeCursor(lastSeq);
+    return page;
+  }
+
+  async verifyChain(log: string, keys: JSONWebKeySet): Promise<ChainVerification> {
+    checkLogName(log);
+    const subject = this.subject(log);
+    const scan = this.scan(subject, 1);
+    async function* entries(): AsyncGenerator<ChainEntry> {
+      for await (const m of scan) {
+        yield { jws: m.jws, crossCheck: () => (m.subject === subject ? undefined : `stored on subject ${m.subject}, not ${subject}`) };
+      }
+    }
+    return verifyEntries(log, entries(), keys);
+  }
+
+  async logs(): Promise<string[]> {
+    try {
+      const info = await this.jsm.streams.info(this.stream, { subjects_filter: `${this.prefix}.*` });
+      const subjects = Object.keys(info.state.subjects ?? {});
+      return subjects.map((s) => s.slice(this.prefix.length + 1)).sort();
+    } catch (e) {
+      throw io(e, 'listing logs');
+    }
+  }
+
+  async consumeNonce(nonce: string, expiresAt: Date): Promise<boolean> {
+    const now = this.now().getTime();
+    const exp = expiresAt.getTime();
+    if (!(exp > now)) return false;
+    if (exp - now > this.nonceTtlMs) {
+      throw inputError('STORE_NONCE_TTL_TOO_LONG', `nonce lives ${exp - now} ms, longer than the replay bucket keeps entries (${this.nonceTtlMs} ms); raise nonceTtlMs`, {
+        ttlMs: exp - now,
+        bucketTtlMs: this.nonceTtlMs,
+      });
+    }
+    try {
+      await this.nonces.create(nonceKey(nonce), String(exp));
+      return true;
+    } catch (e) {
+      if (apiCode(e) === WRONG_LAST_SEQUENCE) return false;
+      throw io(e, 'recording a nonce');
+    }
+  }
+
+  async getNode(name: string): Promise<NodeState | undefined> {
+    checkNodeName(name);
+    try {
+      const e = await this.nodes.get(name);
+      return e === null || e.operation !== 'PUT' ? undefined : (e.json() as NodeState);
+    } catch (e) {
+      throw io(e, `reading node ${name}`);
+    }
+  }
+
+  async putNode(name: string, state: NodeStateInput): Promise<NodeState> {
+    const s = makeNodeState(name, state);
+    try {
+      await this.nodes.put(name, JSON.stringify(s));
+    } catch (e) {
+      throw io(e, `writing node ${name}`);
+    }
+    return s;
+  }
+
+  async listNodes(): Promise<NodeState[]> {
+    const out: NodeState[] = [];
+    try {
+      const keys = await this.nodes.keys();
+      const names: string[] = [];
+      for await (const k of keys) names.push(k);
+      names.sort();
+      for (const k of names) {
+        const s = await this.getNode(k);
+        if (s !== undefined) out.push(s);
+      }
+    } catch (e) {
+      throw io(e, 'listing nodes');
+    }
+    return out;
+  }
+
+  async close(): Promise<void> {
+    await Promise.allSettled([...this.queues.values()]);
+    if (this.ownsConnection) await this.nc.close().catch(() => undefined);
+  }
+}
+
+export function openJetStreamStore(opts: JetStreamStoreOptions): Promise<JetStreamRecordStore> {
+  return JetStreamRecordStore.open(opts);
+}

@@ -1,0 +1,26 @@
+import { inputError } from '@joinguard/core';
+import { TEES, VERDICTS, assertJsonValue } from '@joinguard/protocol';
+import type { NodeState } from '@joinguard/protocol';
+import { checkNodeName } from './records.js';
+import type { NodeStateInput } from './store.js';
+
+const RFC3339_RE = /^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2})$/;
+
+/** Validates and completes a node state before either backend stores it. */
+export function makeNodeState(name: string, input: NodeStateInput): NodeState {
+  checkNodeName(name);
+  const bad = (field: string, why: string): never => {
+    throw inputError('STORE_BAD_NODE_STATE', `node ${name}: ${field} ${why}`, { name, field });
+  };
+  if (typeof input !== 'object' || input === null) bad('state', 'must be an object');
+  if (typeof input.revoked !== 'boolean') bad('revoked', 'must be a boolean');
+  if (input.lastVerdict !== undefined && !(VERDICTS as readonly unknown[]).includes(input.lastVerdict)) bad('lastVerdict', 'must be pass or fail');
+  if (input.tee !== undefined && !(TEES as readonly unknown[]).includes(input.tee)) bad('tee', 'is not a known tee');
+  for (const f of ['lastVerifiedAt', 'revokedAt'] as const) {
+    const v = input[f];
+    if (v !== undefined && (typeof v !== 'string' || !RFC3339_RE.test(v))) bad(f, 'must be an RFC 3339 date-time');
+  }
+  const state: NodeState = { ...input, name };
+  assertJsonValue(state);
+  return state;
+}

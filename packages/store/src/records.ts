@@ -1,0 +1,154 @@
+import { createHash, randomUUID } from 'node:crypto';
+import { CompactSign, compactVerify, createLocalJWKSet, errors as joseErrors } from 'jose';
+import type { CryptoKey, JSONWebKeySet, KeyObject } from 'jose';
+import { JoinguardError, inputError, reject } from '@joinguard/core';
+import { PURPOSES, RECORD_KINDS, TEES, VERDICTS, assertJsonValue, canonicalJson, canonicalJsonBytes } from '@joinguard/protocol';
+import type { AuditRecord, RecordDraft, SignedRecord } from '@joinguard/protocol';
+
+/** `typ` of record JWSs, so that a record is never mistaken for an attestation result signed by the same key. */
+export const RECORD_JWS_TYPE = 'joinguard-record+jws';
+/** `prev` of the first record of a log. */
+export const GENESIS_PREV = '0'.repeat(64);
+
+export interface RecordSigner {
+  kid: string;
+  /** ES256 unless said otherwise */
+  alg?: 'ES256' | 'ES384' | 'EdDSA' | 'PS256';
+  privateKey: CryptoKey | KeyObject;
+}
+
+const LOG_RE = /^[A-Za-z0-9_-]{1,64}$/;
+const ID_RE = /^[A-Za-z0-9_-]{1,128}$/;
+const NODE_RE = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+const RFC3339_RE = /^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2})$/;
+
+function badDraft(field: string, message: string): JoinguardError {
+  return inputError('STORE_BAD_DRAFT', `record draft: ${field} ${message}`, { field });
+}
+
+export function checkLogName(log: unknown): asserts log is string {
+  if (typeof log !== 'string' || !LOG_RE.test(log)) throw badDraft('log', 'must match ^[A-Za-z0-9_-]{1,64}$');
+}
+
+export function checkNodeName(name: unknown): asserts name is string {
+  if (typeof name !== 'string' || name.length > 253 || !NODE_RE.test(name)) {
+    throw inputError('STORE_BAD_NODE_NAME', `node name ${JSON.stringify(name)} is not a DNS-1123 subdomain`, { name });
+  }
+}
+
+/** Checks a draft and fixes its id and time; everything else the store fills in. */
+export function prepareDraft(draft: RecordDraft, now: Date): { id: string; time: string } {
+  if (typeof draft !== 'object' || draft === null) throw badDraft('draft', 'must be an object');
+  if (!(RECORD_KINDS as readonly unknown[]).includes(draft.kind)) throw badDraft('kind', `must be one of ${RECORD_KINDS.join(', ')}`);
+  checkLogName(draft.log);
+  if (draft.id !== undefined && (typeof draft.id !== 'string' || !ID_RE.test(draft.id))) throw badDraft('id', 'must match ^[A-Za-z0-9_-]{1,128}$');
+  if (draft.node !== undefined) {
+    try {
+      checkNodeName(draft.node);
+    } catch {
+      throw badDraft('node', 'must be a DNS-1123 subdomain');
+    }
+  }
+  if (draft.tee !== undefined && !(TEES as readonly unknown[]).includes(draft.tee)) throw badDraft('tee', `must be one of ${TEES.join(', ')}`);
+  if (draft.verdict !== undefined && !(VERDICTS as readonly unknown[]).includes(draft.verdict)) throw badDraft('verdict', 'must be pass or fail');
+  if (draft.purpose !== undefined && !(PURPOSES as readonly unknown[]).includes(draft.purpose)) throw badDraft('purpose', `must be one of ${PURPOSES.join(', ')}`);
+  if (typeof draft.body !== 'object' || draft.body === null || Array.isArray(draft.body)) throw badDraft('body', 'must be a JSON object');
+  assertJsonValue(draft.body, '$.body');
+  let time: string;
+  if (draft.time === undefined) time = now.toISOString();
+  else {
+    if (typeof draft.time !== 'string' || !RFC3339_RE.test(draft.time) || Number.isNaN(Date.parse(draft.time))) throw badDraft('time', 'must be an RFC 3339 date-time');
+    // One textual form (UTC, milliseconds) so that time ranges compare correctly as strings and numbers.
+    time = new Date(draft.time).toISOString();
+  }
+  return { id: draft.id ?? randomUUID(), time };
+}
+
+export function buildRecord(draft: RecordDraft, fixed: { id: string; time: string }, seq: number, prev: string): AuditRecord {
+  const r: AuditRecord = { v: 1, id: fixed.id, kind: draft.kind, log: draft.log, seq, time: fixed.time, body: draft.body, prev };
+  if (draft.node !== undefined) r.node = draft.node;
+  if (draft.tee !== undefined) r.tee = draft.tee;
+  if (draft.verdict !== undefined) r.verdict = draft.verdict;
+  if (draft.purpose !== undefined) r.purpose = draft.purpose;
+  return r;
+}
+
+/** hex SHA-256 of JCS(record): the next record's `prev`. */
+export function recordHash(record: AuditRecord): string {
+  return createHash('sha256').update(canonicalJsonBytes(record)).digest('hex');
+}
+
+function payloadHash(payload: Uint8Array): string {
+  return createHash('sha256').update(payload).digest('hex');
+}
+
+export async function signRecord(record: AuditRecord, signer: RecordSigner): Promise<string> {
+  const alg = signer.alg ?? 'ES256';
+  try {
+    return await new CompactSign(canonicalJsonBytes(record)).setProtectedHeader({ alg, kid: signer.kid, typ: RECORD_JWS_TYPE }).sign(signer.privateKey);
+  } catch (e) {
+    if (e instanceof JoinguardError) throw e;
+    throw new JoinguardError('STORE_SIGN_FAILED', `cannot sign record ${record.log}/${record.seq} with ${alg}: ${(e as Error).message}`, { kid: signer.kid }, { kind: 'internal', cause: e });
+  }
+}
+
+/** The record inside a JWS the store wrote itself, without checking the signature (for serving queries). */
+export function decodeRecordJws(jws: string): AuditRecord {
+  const parts = jws.split('.');
+  if (parts.length !== 3) throw reject('STORE_RECORD_MALFORMED', 'stored record is not a compact JWS', { parts: parts.length });
+  try {
+    return JSON.parse(Buffer.from(parts[1]!, 'base64url').toString('utf8')) as AuditRecord;
+  } catch (e) {
+    throw reject('STORE_RECORD_MALFORMED', `stored record payload is not JSON: ${(e as Error).message}`, {});
+  }
+}
+
+export interface OpenedRecord {
+  record: AuditRecord;
+  /** hex SHA-256 of the payload (= JCS(record)) */
+  hash: string;
+}
+
+/**
+ * Verifies a record JWS against the verifier keys and returns the record. Throws STORE_RECORD_BAD_SIGNATURE,
+ * STORE_RECORD_UNKNOWN_KEY or STORE_RECORD_MALFORMED (not canonical, not a record).
+ */
+export async function openRecord(jws: string, keys: JSONWebKeySet): Promise<OpenedRecord> {
+  if (typeof jws !== 'string') throw reject('STORE_RECORD_MALFORMED', 'record is not a string', {});
+  let payload: Uint8Array;
+  let kid: string | undefined;
+  try {
+    const r = await compactVerify(jws, createLocalJWKSet(keys));
+    if (r.protectedHeader.typ !== RECORD_JWS_TYPE) {
+      throw reject('STORE_RECORD_MALFORMED', `record JWS has typ ${String(r.protectedHeader.typ)}, expected ${RECORD_JWS_TYPE}`, {});
+    }
+    payload = r.payload;
+    kid = r.protectedHeader.kid;
+  } catch (e) {
+    if (e instanceof JoinguardError) throw e;
+    if (e instanceof joseErrors.JWSSignatureVerificationFailed) throw reject('STORE_RECORD_BAD_SIGNATURE', 'record signature does not verify', {});
+    if (e instanceof joseErrors.JWKSNoMatchingKey) throw reject('STORE_RECORD_UNKNOWN_KEY', 'record is signed by a key not in the given key set', {});
+    throw reject('STORE_RECORD_MALFORMED', `record is not a valid JWS: ${(e as Error).message}`, {});
+  }
+  let record: AuditRecord;
+  const text = Buffer.from(payload).toString('utf8');
+  try {
+    record = JSON.parse(text) as AuditRecord;
+  } catch (e) {
+    throw reject('STORE_RECORD_MALFORMED', `record payload is not JSON: ${(e as Error).message}`, { kid });
+  }
+  // A signature over non-canonical bytes would let two different texts stand for one record.
+  if (typeof record !== 'object' || record === null || canonicalJson(record) !== text) {
+    throw reject('STORE_RECORD_MALFORMED', 'record payload is not in canonical (RFC 8785) form', { kid });
+  }
+  if (record.v !== 1 || typeof record.log !== 'string' || !Number.isSafeInteger(record.seq) || typeof record.prev !== 'string' || typeof record.id !== 'string') {
+    throw reject('STORE_RECORD_MALFORMED', 'record payload lacks v, id, log, seq or prev', { kid });
+  }
+  return { record, hash: payloadHash(payload) };
+}
+
+/** Convenience for API clients: verify one served record. */
+export async function verifyRecord(signed: SignedRecord, keys: JSONWebKeySet): Promise<AuditRecord> {
+  const { record } = await openRecord(signed.jws, keys);
+  return record;
+}

@@ -1,0 +1,45 @@
+import type { JSONWebKeySet } from 'jose';
+import type { NodeState, RecordDraft, RecordPage, RecordQuery, SignedRecord } from '@joinguard/protocol';
+
+export interface ChainVerification {
+  ok: boolean;
+  log: string;
+  /** records that verified, in order, before the first bad one (all of them when ok) */
+  count: number;
+  /** the seq at which the chain breaks: the record that is tampered, missing, duplicated or out of order */
+  firstBadSeq?: number;
+  /** stable code of the failure (STORE_CHAIN_BAD_SIGNATURE, STORE_CHAIN_SEQ_GAP, …) */
+  code?: string;
+  reason?: string;
+}
+
+export type NodeStateInput = Omit<NodeState, 'name'>;
+
+/**
+ * The records store. Both implementations (SQLite, NATS JetStream) pass the one contract suite
+ * (test/contract.ts). Every method may throw JoinguardError: `input` kind for a bad argument,
+ * `internal` (STORE_IO, STORE_CONFLICT) when the backend fails.
+ */
+export interface RecordStore {
+  /**
+   * Assigns id (unless given), seq, prev and time (unless given), signs, and returns only once the record is
+   * durable. Appends to one log from several processes or replicas are serialised without forking the chain.
+   */
+  append(draft: RecordDraft): Promise<SignedRecord>;
+  get(id: string): Promise<SignedRecord | undefined>;
+  /** Oldest first; `nextCursor` is present when the page is full and more records may follow. */
+  query(q?: RecordQuery): Promise<RecordPage>;
+  /** Re-checks every signature, the seq order and the prev links of one log. */
+  verifyChain(log: string, keys: JSONWebKeySet): Promise<ChainVerification>;
+  /** Names of the logs that hold records. */
+  logs(): Promise<string[]>;
+  /** true the first time a nonce is seen before its expiry, false on replay (or when already expired). */
+  consumeNonce(nonce: string, expiresAt: Date): Promise<boolean>;
+  getNode(name: string): Promise<NodeState | undefined>;
+  putNode(name: string, state: NodeStateInput): Promise<NodeState>;
+  listNodes(): Promise<NodeState[]>;
+  close(): Promise<void>;
+}
+
+export const DEFAULT_QUERY_LIMIT = 100;
+export const MAX_QUERY_LIMIT = 1000;

@@ -1,0 +1,233 @@
+import { expect, it } from 'vitest';
+import { JoinguardError } from '@joinguard/core';
+import { generateSigningKey } from '@joinguard/protocol';
+import type { RecordDraft, SigningKey } from '@joinguard/protocol';
+import { GENESIS_PREV, openRecord, recordHash } from '../src/index.js';
+import type { RecordSigner, RecordStore } from '../src/index.js';
+
+export interface StoreHarness {
+  /** opens (or re-opens) a store over the same backing storage */
+  open(opts: { signer: RecordSigner; now?: () => Date }): Promise<RecordStore>;
+  cleanup(): Promise<void>;
+}
+
+async function codeOf(p: Promise<unknown>): Promise<string | undefined> {
+  try {
+    await p;
+  } catch (e) {
+    return e instanceof JoinguardError ? e.code : `foreign:${String(e)}`;
+  }
+  return undefined;
+}
+
+export function draft(i: number, over: Partial<RecordDraft> = {}): RecordDraft {
+  return {
+    kind: 'appraisal',
+    log: 'attest',
+    time: new Date(Date.UTC(2026, 10, 23, 10, 0, i)).toISOString(),
+    node: `worker-${i % 3}`,
+    tee: i % 2 === 0 ? 'snp' : 'tdx',
+    verdict: i % 4 === 3 ? 'fail' : 'pass',
+    purpose: i % 5 === 0 ? 'unlock' : 'join',
+    body: { i, checks: [{ name: 'snp.signature', outcome: 'pass' }], policyDigest: 'ab'.repeat(32) },
+    ...over,
+  };
+}
+
+const signerOf = (k: SigningKey): RecordSigner => ({ kid: k.kid, privateKey: k.privateKey });
+
+/**
+ * The one contract every RecordStore implementation must meet. `makeHarness` gives fresh, empty backing
+ * storage for each test.
+ */
+export function runStoreContract(makeHarness: () => Promise<StoreHarness>): void {
+  async function withStore(fn: (ctx: { h: StoreHarness; s: RecordStore; key: SigningKey }) => Promise<void>): Promise<void> {
+    const h = await makeHarness();
+    const key = await generateSigningKey();
+    const s = await h.open({ signer: signerOf(key) });
+    try {
+      await fn({ h, s, key });
+    } finally {
+      await s.close();
+      await h.cleanup();
+    }
+  }
+
+  it('appends records with seq, prev links, id and a verifying signature', () =>
+    withStore(async ({ s, key }) => {
+      const keys = { keys: [key.publicJwk] };
+      const a = await s.append(draft(1));
+      const b = await s.append(draft(2));
+      expect(a.record.seq).toBe(1);
+      expect(a.record.prev).toBe(GENESIS_PREV);
+      expect(b.record.seq).toBe(2);
+      expect(b.record.prev).toBe(recordHash(a.record));
+      expect(a.record.id).not.toBe(b.record.id);
+      expect(a.record.time).toBe(draft(1).time);
+      expect(a.record.body).toEqual(draft(1).body);
+      expect((await openRecord(b.jws, keys)).record).toEqual(b.record);
+      expect(await s.get(a.record.id)).toEqual(a);
+      expect(await s.get('no-such-record')).toBeUndefined();
+      expect(await s.verifyChain('attest', keys)).toEqual({ ok: true, log: 'attest', count: 2 });
+    }));
+
+  it('keeps one chain per log', () =>
+    withStore(async ({ s, key }) => {
+      const keys = { keys: [key.publicJwk] };
+      for (let i = 0; i < 3; i++) await s.append(draft(i));
+      const k = await s.append({ kind: 'key-release', log: 'keys', node: 'worker-0', purpose: 'unlock', body: { epoch: 0 } });
+      const r = await s.append({ kind: 'revocation', log: 'admin', node: 'worker-1', body: { reason: 'machine deleted' } });
+      expect(k.record.seq).toBe(1);
+      expect(r.record.seq).toBe(1);
+      expect(await s.logs()).toEqual(['admin', 'attest', 'keys']);
+      expect((await s.verifyChain('attest', keys)).count).toBe(3);
+      expect((await s.verifyChain('keys', keys)).count).toBe(1);
+      expect(await s.verifyChain('empty', keys)).toEqual({ ok: true, log: 'empty', count: 0 });
+    }));
+
+  it('refuses a chain signed by a key not in the given set', () =>
+    withStore(async ({ s }) => {
+      await s.append(draft(1));
+      const other = await generateSigningKey();
+      const v = await s.verifyChain('attest', { keys: [other.publicJwk] });
+      expect(v.ok).toBe(false);
+      expect(v.firstBadSeq).toBe(1);
+      expect(v.count).toBe(0);
+      expect(['STORE_CHAIN_UNKNOWN_KEY', 'STORE_CHAIN_BAD_SIGNATURE']).toContain(v.code);
+    }));
+
+  it('survives a reopen: records stay and the chain continues', () =>
+    withStore(async ({ h, s, key }) => {
+      const a = await s.append(draft(1));
+      await s.close();
+      const s2 = await h.open({ signer: signerOf(key) });
+      try {
+        expect(await s2.get(a.record.id)).toEqual(a);
+        const b = await s2.append(draft(2));
+        expect(b.record.seq).toBe(2);
+        expect(b.record.prev).toBe(recordHash(a.record));
+        expect((await s2.verifyChain('attest', { keys: [key.publicJwk] })).ok).toBe(true);
+      } finally {
+        await s2.close();
+      }
+    }));
+
+  it('filters queries by node, verdict, tee, purpose, kind, log and time', () =>
+    withStore(async ({ s }) => {
+      const all: RecordDraft[] = [];
+      for (let i = 0; i < 12; i++) {
+        all.push(draft(i));
+        await s.append(draft(i));
+      }
+      await s.append({ kind: 'csr-decision', log: 'csr', node: 'worker-0', time: draft(20).time, body: { approved: true } });
+      const ids = async (q: Parameters<RecordStore['query']>[0]) => (await s.query(q)).records.map((r) => (r.record.body as { i?: number }).i ?? 'csr');
+      const want = (f: (d: RecordDraft) => boolean) => all.filter(f).map((d) => (d.body as { i: number }).i);
+      expect(await ids({ node: 'worker-1' })).toEqual(want((d) => d.node === 'worker-1'));
+      expect(await ids({ verdict: 'fail' })).toEqual(want((d) => d.verdict === 'fail'));
+      expect(await ids({ tee: 'tdx', verdict: 'pass' })).toEqual(want((d) => d.tee === 'tdx' && d.verdict === 'pass'));
+      expect(await ids({ purpose: 'unlock' })).toEqual(want((d) => d.purpose === 'unlock'));
+      expect(await ids({ kind: 'csr-decision' })).toEqual(['csr']);
+      expect(await ids({ log: 'csr' })).toEqual(['csr']);
+      expect(await ids({ node: 'worker-0' })).toEqual([...want((d) => d.node === 'worker-0'), 'csr']);
+      expect(await ids({ from: draft(3).time!, to: draft(7).time! })).toEqual([3, 4, 5, 6]);
+      expect(await ids({ node: 'nobody' })).toEqual([]);
+    }));
+
+  it('pages with a stable cursor', () =>
+    withStore(async ({ s }) => {
+      for (let i = 0; i < 10; i++) await s.append(draft(i));
+      const seen: number[] = [];
+      let cursor: string | undefined;
+      let pages = 0;
+      do {
+        const p = await s.query({ limit: 3, ...(cursor === undefined ? {} : { cursor }) });
+        seen.push(...p.records.map((r) => (r.record.body as { i: number }).i));
+        cursor = p.nextCursor;
+        pages++;
+        // Appends during paging land after the cursor and show up on a later page, never twice.
+        if (pages === 2) await s.append(draft(10));
+      } while (cursor !== undefined && pages < 10);
+      expect(seen).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+      const first = await s.query({ limit: 4 });
+      const again = await s.query({ limit: 4, cursor: first.nextCursor! });
+      const again2 = await s.query({ limit: 4, cursor: first.nextCursor! });
+      expect(again.records.map((r) => r.record.id)).toEqual(again2.records.map((r) => r.record.id));
+      expect(again.records[0]!.record.seq).toBe(5);
+    }));
+
+  it('refuses bad drafts, queries and cursors with typed errors', () =>
+    withStore(async ({ s }) => {
+      expect(await codeOf(s.append(draft(1, { kind: 'gossip' as never })))).toBe('STORE_BAD_DRAFT');
+      expect(await codeOf(s.append(draft(1, { log: 'a.b' })))).toBe('STORE_BAD_DRAFT');
+      expect(await codeOf(s.append(draft(1, { log: 'x'.repeat(65) })))).toBe('STORE_BAD_DRAFT');
+      expect(await codeOf(s.append(draft(1, { node: 'Not_A_Node' })))).toBe('STORE_BAD_DRAFT');
+      expect(await codeOf(s.append(draft(1, { time: 'yesterday' })))).toBe('STORE_BAD_DRAFT');
+      expect(await codeOf(s.append(draft(1, { body: { x: NaN } })))).toBe('PROTOCOL_JCS_INVALID_VALUE');
+      expect(await codeOf(s.query({ limit: 0 }))).toBe('STORE_BAD_QUERY');
+      expect(await codeOf(s.query({ limit: 100000 }))).toBe('STORE_BAD_QUERY');
+      expect(await codeOf(s.query({ verdict: 'maybe' as never }))).toBe('STORE_BAD_QUERY');
+      expect(await codeOf(s.query({ cursor: 'bm9wZQ' }))).toBe('STORE_BAD_CURSOR');
+      expect(await codeOf(s.query({ cursor: "1' OR 1=1" }))).toBe('STORE_BAD_CURSOR');
+      const a = await s.append(draft(1, { id: 'fixed-id-1' }));
+      expect(a.record.id).toBe('fixed-id-1');
+      expect(await codeOf(s.append(draft(2, { id: 'fixed-id-1' })))).toBe('STORE_DUPLICATE_ID');
+      expect((await s.query({})).records).toHaveLength(1);
+    }));
+
+  it('does not fork a log under concurrent appends from several replicas', () =>
+    withStore(async ({ h, s, key }) => {
+      const replicas = [s, await h.open({ signer: signerOf(key) }), await h.open({ signer: signerOf(key) })];
+      try {
+        const results = await Promise.all(Array.from({ length: 30 }, (_, i) => replicas[i % 3]!.append(draft(i))));
+        const seqs = results.map((r) => r.record.seq).sort((x, y) => x - y);
+        expect(seqs).toEqual(Array.from({ length: 30 }, (_, i) => i + 1));
+        expect(await s.verifyChain('attest', { keys: [key.publicJwk] })).toEqual({ ok: true, log: 'attest', count: 30 });
+      } finally {
+        await replicas[1]!.close();
+        await replicas[2]!.close();
+      }
+    }));
+
+  it('consumes a nonce once, across replicas, and refuses expired ones', async () => {
+    const h = await makeHarness();
+    const key = await generateSigningKey();
+    let t = new Date('2026-11-23T10:00:00Z');
+    const now = () => t;
+    const s = await h.open({ signer: signerOf(key), now });
+    const s2 = await h.open({ signer: signerOf(key), now });
+    try {
+      const exp = new Date(t.getTime() + 300_000);
+      expect(await s.consumeNonce('nonce-a', exp)).toBe(true);
+      expect(await s.consumeNonce('nonce-a', exp)).toBe(false);
+      expect(await s2.consumeNonce('nonce-a', exp)).toBe(false);
+      expect(await s2.consumeNonce('nonce-b', exp)).toBe(true);
+      expect(await s.consumeNonce('nonce-c', new Date(t.getTime() - 1))).toBe(false);
+      const results = await Promise.all([s.consumeNonce('nonce-d', exp), s2.consumeNonce('nonce-d', exp), s.consumeNonce('nonce-d', exp)]);
+      expect(results.filter(Boolean)).toHaveLength(1);
+      t = new Date(exp.getTime() + 1);
+      expect(await s.consumeNonce('nonce-a', exp)).toBe(false);
+    } finally {
+      await s2.close();
+      await s.close();
+      await h.cleanup();
+    }
+  });
+
+  it('keeps node state', () =>
+    withStore(async ({ s }) => {
+      expect(await s.getNode('worker-0')).toBeUndefined();
+      const put = await s.putNode('worker-0', { revoked: false, lastVerdict: 'pass', lastVerifiedAt: '2026-11-23T10:00:00.000Z', tee: 'snp' });
+      expect(put.name).toBe('worker-0');
+      expect(await s.getNode('worker-0')).toEqual(put);
+      await s.putNode('worker-0', { ...put, revoked: true, revokedAt: '2026-11-23T11:00:00.000Z', revokedReason: 'machine deleted' });
+      await s.putNode('worker-1.example', { revoked: false });
+      expect((await s.getNode('worker-0'))?.revoked).toBe(true);
+      expect((await s.listNodes()).map((n) => [n.name, n.revoked])).toEqual([
+        ['worker-0', true],
+        ['worker-1.example', false],
+      ]);
+      expect(await codeOf(s.putNode('Bad_Name', { revoked: false }))).toBe('STORE_BAD_NODE_NAME');
+      expect(await codeOf(s.putNode('worker-2', { revoked: 'no' as never }))).toBe('STORE_BAD_NODE_STATE');
+      expect(await codeOf(s.getNode('../etc'))).toBe('STORE_BAD_NODE_NAME');
+    }));
+}

@@ -1,0 +1,159 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connect } from '@nats-io/transport-node';
+import { jetstreamManager, jetstream } from '@nats-io/jetstream';
+import { canonicalJsonBytes, generateSigningKey } from '@joinguard/protocol';
+import { decodeRecordJws, openJetStreamStore } from '../src/index.js';
+import type { JetStreamStoreOptions } from '../src/index.js';
+import { draft, runStoreContract } from './contract.js';
+import { startNatsServer } from './nats.js';
+import type { NatsServer } from './nats.js';
+
+let server: NatsServer;
+let n = 0;
+
+beforeAll(async () => {
+  server = await startNatsServer();
+});
+afterAll(async () => {
+  await server?.stop();
+});
+
+/** Fresh stream and buckets per test on the one server. */
+function freshNames(): Pick<JetStreamStoreOptions, 'stream' | 'subjectPrefix' | 'nonceBucket' | 'nodeBucket' | 'indexBucket'> {
+  const t = `T${++n}`;
+  return { stream: `JG_${t}`, subjectPrefix: `jg.${t}.records`, nonceBucket: `jg-${t}-nonces`, nodeBucket: `jg-${t}-nodes`, indexBucket: `jg-${t}-ids` };
+}
+
+describe('JetStream store: contract', () => {
+  runStoreContract(async () => {
+    const names = freshNames();
+    return {
+      open: async (o) => openJetStreamStore({ servers: server.url, ...names, ...o }),
+      cleanup: async () => undefined,
+    };
+  });
+});
+
+describe('JetStream store: tampering is detected with the seq named', () => {
+  async function filled(count: number, denyDelete = false) {
+    const names = freshNames();
+    const key = await generateSigningKey();
+    const s = await openJetStreamStore({ servers: server.url, ...names, denyDelete, signer: { kid: key.kid, privateKey: key.privateKey } });
+    for (let i = 1; i <= count; i++) await s.append(draft(i));
+    const nc = await connect({ servers: server.url });
+    const jsm = await jetstreamManager(nc);
+    const subject = `${names.subjectPrefix}.attest`;
+    const streamSeqOf = async (seq: number) => {
+      for (let q = 1; ; q++) {
+        const m = await jsm.streams.getMessage(names.stream!, { seq: q });
+        if (m !== null && m.subject === subject && decodeRecordJws(m.string()).seq === seq) return m;
+      }
+    };
+    return {
+      s,
+      key,
+      jsm,
+      js: jetstream(nc),
+      names,
+      subject,
+      streamSeqOf,
+      verify: () => s.verifyChain('attest', { keys: [key.publicJwk] }),
+      done: async () => {
+        await s.close();
+        await nc.close();
+      },
+    };
+  }
+
+  it('a deleted record', async () => {
+    const t = await filled(5);
+    try {
+      expect((await t.verify()).ok).toBe(true);
+      const m = await t.streamSeqOf(3);
+      expect(await t.jsm.streams.deleteMessage(t.names.stream!, m.seq)).toBe(true);
+      expect(await t.verify()).toMatchObject({ ok: false, firstBadSeq: 3, count: 2, code: 'STORE_CHAIN_SEQ_GAP' });
+    } finally {
+      await t.done();
+    }
+  });
+
+  it('a republished, modified record', async () => {
+    const t = await filled(5);
+    try {
+      const m = await t.streamSeqOf(2);
+      const [h, , sig] = m.string().split('.');
+      const r = decodeRecordJws(m.string());
+      const forged = Buffer.from(canonicalJsonBytes({ ...r, verdict: 'pass', body: { ...r.body, i: 42 } })).toString('base64url');
+      await t.js.publish(t.subject, `${h}.${forged}.${sig}`);
+      expect(await t.verify()).toMatchObject({ ok: false, firstBadSeq: 6, count: 5, code: 'STORE_CHAIN_BAD_SIGNATURE' });
+    } finally {
+      await t.done();
+    }
+  });
+
+  it('a replayed (republished, unmodified) record', async () => {
+    const t = await filled(4);
+    try {
+      const m = await t.streamSeqOf(2);
+      await t.js.publish(t.subject, m.string());
+      expect(await t.verify()).toMatchObject({ ok: false, firstBadSeq: 5, count: 4, code: 'STORE_CHAIN_SEQ_ORDER' });
+    } finally {
+      await t.done();
+    }
+  });
+
+  it('a deleted head record: the next append refuses rather than forking the chain', async () => {
+    const t = await filled(3);
+    try {
+      const m = await t.streamSeqOf(3);
+      await t.jsm.streams.deleteMessage(t.names.stream!, m.seq);
+      const code = await t.s.append(draft(4)).then(
+        (r) => `appended seq ${r.record.seq}`,
+        (e: { code?: string }) => e.code,
+      );
+      // Either the server still reports seq 2 as the head (the append then continues the chain) or it reports no
+      // head at all, which must be refused. What must never happen is a new seq 1.
+      const v = await t.verify();
+      if (code === 'STORE_HEAD_UNREADABLE') expect(v).toMatchObject({ ok: true, count: 2 });
+      else expect(code).toBe('appended seq 3');
+    } finally {
+      await t.done();
+    }
+  });
+
+  it('refuses message deletion by default (deny_delete)', async () => {
+    const t = await filled(2, true);
+    try {
+      const m = await t.streamSeqOf(1);
+      await expect(t.jsm.streams.deleteMessage(t.names.stream!, m.seq)).rejects.toThrow();
+      expect((await t.verify()).ok).toBe(true);
+    } finally {
+      await t.done();
+    }
+  });
+});
+
+describe('JetStream store: id index', () => {
+  it('finds a record whose index entry a crash left unwritten, and heals it on the next append', async () => {
+    const names = freshNames();
+    const key = await generateSigningKey();
+    const s = await openJetStreamStore({ servers: server.url, ...names, signer: { kid: key.kid, privateKey: key.privateKey } });
+    const nc = await connect({ servers: server.url });
+    try {
+      const { Kvm } = await import('@nats-io/kv');
+      const index = await new Kvm(nc).open(names.indexBucket!);
+      const a = await s.append(draft(1));
+      await index.purge(a.record.id);
+      expect(await s.get(a.record.id)).toEqual(a);
+      await index.purge(a.record.id);
+      const b = await s.append(draft(2));
+      expect((await index.get(a.record.id))?.operation).toBe('PUT');
+      expect(await s.get(a.record.id)).toEqual(a);
+      expect(await s.get(b.record.id)).toEqual(b);
+      expect(await s.get('not-a-record')).toBeUndefined();
+    } finally {
+      await s.close();
+      await nc.close();
+    }
+  });
+});
