@@ -1,0 +1,175 @@
+// Appraisals per second over HTTP, on one core, for a simulated SNP + vTPM + event-log bundle; latency at a
+// fixed offered rate; and raw ECDSA P-384 verifications per second on the same core in the same run.
+//
+// Usage: npx tsx bench/verifier-http.ts [--seconds 8] [--rate 500] [--concurrency 32] [--store sqlite|memory]
+//
+// The verifier runs as `joinguard serve` in a child process pinned to CPU 0 (taskset); this process, pinned
+// to CPU 1, prepares the evidence (each bundle needs its own challenge, fetched before measuring) and
+// drives the load over keep-alive HTTP. Goals (issue 5): >= 1,000 appraisals/s and p99 < 50 ms at 500/s.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Agent, request } from 'node:http';
+import YAML from 'yaml';
+import { repoRoot } from '@joinguard/core/testing';
+import { createSimCvm } from '@joinguard/simcvm';
+import type { Evidence } from '@joinguard/protocol';
+
+const args = new Map<string, string>();
+for (let i = 2; i < process.argv.length; i += 2) args.set(process.argv[i]!.replace(/^--/, ''), process.argv[i + 1] ?? '');
+const seconds = Number(args.get('seconds') ?? 8);
+const rate = Number(args.get('rate') ?? 500);
+const concurrency = Number(args.get('concurrency') ?? 32);
+const storeKind = args.get('store') ?? 'sqlite';
+
+const pin = (cpu: number) => (spawnSync('taskset', ['-c', String(cpu), 'true']).status === 0 ? ['taskset', '-c', String(cpu)] : []);
+spawnSync('taskset', ['-cp', '1', String(process.pid)]);
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const p = (s.address() as { port: number }).port;
+      s.close(() => resolve(p));
+    });
+  });
+}
+
+function rawEcdsaP384(ms: number): number {
+  const script = `
+    const { generateKeyPairSync, sign, verify } = require('node:crypto');
+    const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'secp384r1' });
+    const data = Buffer.alloc(672, 7);
+    const sig = sign('sha384', data, { key: privateKey, dsaEncoding: 'ieee-p1363' });
+    for (let i = 0; i < 200; i++) verify('sha384', data, { key: publicKey, dsaEncoding: 'ieee-p1363' }, sig);
+    let n = 0; const end = Date.now() + ${ms};
+    while (Date.now() < end) { for (let i = 0; i < 20; i++) verify('sha384', data, { key: publicKey, dsaEncoding: 'ieee-p1363' }, sig); n += 20; }
+    console.log(n / (${ms} / 1000));`;
+  const [cmd, ...pre] = pin(0);
+  const r = cmd ? spawnSync(cmd, [...pre, process.execPath, '-e', script], { encoding: 'utf8' }) : spawnSync(process.execPath, ['-e', script], { encoding: 'utf8' });
+  return Number(r.stdout.trim());
+}
+
+const agent = new Agent({ keepAlive: true, maxSockets: Math.max(concurrency, 64) });
+function call(port: number, method: string, path: string, body?: string): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, method, path, agent, headers: body ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } : {} }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
+    });
+    req.on('error', reject);
+    if (body) req.write(body);
+    req.end();
+  });
+}
+
+async function main(): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'jg-bench-'));
+  const sim = await createSimCvm({ tee: 'snp', nodeName: 'bench-worker-0', vtpm: 'software' });
+  const trust = sim.writeTrust(join(dir, 'trust'));
+  writeFileSync(join(dir, 'policy.yaml'), YAML.stringify(sim.goodPolicy()));
+  const port = await freePort();
+  const config = {
+    listen: { host: '127.0.0.1', port },
+    dataDir: join(dir, 'data'),
+    ...(storeKind === 'memory' ? { store: { kind: 'sqlite', path: ':memory:' } } : {}),
+    policy: { file: join(dir, 'policy.yaml') },
+    trust: { snpTestRoots: [trust.snpRootsPem] },
+    rateLimit: { attestPerMinute: 10_000_000 },
+    logLevel: 'warn',
+  };
+  writeFileSync(join(dir, 'verifier.yaml'), YAML.stringify(config));
+  const [cmd, ...pre] = pin(0);
+  const argv = [...pre, process.execPath, join(repoRoot, 'services/cli/bin/joinguard.js'), 'serve', '--config', join(dir, 'verifier.yaml')];
+  // BENCH_SERVER_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof") profiles the verifier alone.
+  const nodeArgs = (process.env.BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  argv.splice(pre.length + 1, 0, ...nodeArgs);
+  const env = { ...process.env, NODE_OPTIONS: '' };
+  const child: ChildProcess = cmd ? spawn(cmd, argv, { stdio: ['ignore', 'inherit', 'inherit'], env }) : spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'inherit', 'inherit'], env });
+  try {
+    for (let i = 0; ; i++) {
+      try {
+        if ((await call(port, 'GET', '/healthz')).status === 200) break;
+      } catch {
+        if (i > 100) throw new Error('verifier did not start');
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+
+    const throughputCount = Math.ceil(seconds * 1400);
+    const latencyCount = Math.ceil(seconds * rate * 0.75);
+    process.stderr.write(`preparing ${throughputCount + latencyCount + 200} evidence bundles...\n`);
+    const bodies: string[] = [];
+    for (let i = 0; i < throughputCount + latencyCount + 200; i++) {
+      const c = JSON.parse((await call(port, 'GET', '/v1/challenge')).text) as { nonce: string };
+      const ev: Evidence = await sim.evidence({ nonce: c.nonce, runtimeData: { nodeName: `bench-worker-${i % 50}`, machine: `m-${i % 50}`, purpose: 'reattest' } });
+      bodies.push(JSON.stringify(ev));
+    }
+    const bundleBytes = Buffer.byteLength(bodies[0]!);
+
+    // Warm-up, and a check that the bundles really pass.
+    const warm = bodies.splice(0, 200);
+    for (const b of warm) {
+      const r = await call(port, 'POST', '/v1/attest', b);
+      if (r.status !== 200 || !r.text.includes('"verdict":"pass"')) throw new Error(`warm-up appraisal failed: ${r.status} ${r.text.slice(0, 300)}`);
+    }
+
+    // Closed loop: `concurrency` requests in flight until the bundles run out.
+    const tp = bodies.splice(0, throughputCount);
+    let next = 0;
+    let failed = 0;
+    const t0 = process.hrtime.bigint();
+    await Promise.all(
+      Array.from({ length: concurrency }, async () => {
+        while (next < tp.length) {
+          const b = tp[next++]!;
+          const r = await call(port, 'POST', '/v1/attest', b);
+          if (r.status !== 200) failed++;
+        }
+      }),
+    );
+    const tpSec = Number(process.hrtime.bigint() - t0) / 1e9;
+    const perSec = tp.length / tpSec;
+
+    // Open loop at a fixed rate: each request starts on its schedule whether or not earlier ones finished.
+    const lat = bodies.splice(0, latencyCount);
+    const latencies: number[] = [];
+    const start = performance.now();
+    await Promise.all(
+      lat.map(
+        (b, i) =>
+          new Promise<void>((resolve) => {
+            const due = start + (i * 1000) / rate;
+            setTimeout(async () => {
+              const s = performance.now();
+              const r = await call(port, 'POST', '/v1/attest', b);
+              latencies.push(performance.now() - s);
+              if (r.status !== 200) failed++;
+              resolve();
+            }, Math.max(0, due - performance.now()));
+          }),
+      ),
+    );
+    latencies.sort((a, b) => a - b);
+    const q = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))]!;
+
+    const raw = rawEcdsaP384(2000);
+    console.log(`verifier over HTTP, one core (taskset CPU 0), store ${storeKind}, bundle ${(bundleBytes / 1024).toFixed(1)} KiB (SNP report + vTPM quote + event log)`);
+    console.log(`  throughput: ${perSec.toFixed(0)} appraisals/s (${tp.length} in ${tpSec.toFixed(2)} s, concurrency ${concurrency}, ${failed} non-200)`);
+    console.log(`  latency at ${rate}/s offered (${lat.length} requests): p50 ${q(0.5).toFixed(1)} ms, p90 ${q(0.9).toFixed(1)} ms, p99 ${q(0.99).toFixed(1)} ms, max ${latencies.at(-1)!.toFixed(1)} ms`);
+    console.log(`  raw ECDSA P-384 verify, same core: ${raw.toFixed(0)}/s; appraisals per raw verify: ${(perSec / raw).toFixed(2)}`);
+    console.log(`  goals: >= 1000/s ${perSec >= 1000 ? 'met' : 'NOT met'}; p99 < 50 ms at 500/s ${rate === 500 && q(0.99) < 50 ? 'met' : rate === 500 ? 'NOT met' : 'n/a'}`);
+  } finally {
+    child.kill('SIGTERM');
+    await sim.close();
+    agent.destroy();
+  }
+}
+
+main().catch((e: unknown) => {
+  console.error(e);
+  process.exit(1);
+});

@@ -1,0 +1,218 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Command } from 'commander';
+import type { JSONWebKeySet } from 'jose';
+import { inputError, reject } from '@joinguard/core';
+import { allKeys, generateSigningKey, type KeyRing, type RecordPage, type RecordQuery, type SignedRecord, type Evidence } from '@joinguard/protocol';
+import { openSqliteStore, verifyEntries, type ChainVerification, type RecordStore } from '@joinguard/store';
+import { appraiseEvidence, defaultTrust, readPolicy } from '@joinguard/verifier';
+import { policyDigest } from '@joinguard/policy';
+import { runCommand, usage } from '../output.js';
+
+interface SourceOptions {
+  url?: string;
+  token?: string;
+  store?: string;
+  keys?: string;
+  jwks?: string;
+  json?: boolean;
+}
+
+/** Where records come from: a running verifier (auditor token) or, offline, a SQLite store file. */
+interface RecordSource {
+  query(q: RecordQuery): Promise<RecordPage>;
+  get(id: string): Promise<SignedRecord | undefined>;
+  keys(): Promise<JSONWebKeySet>;
+  logs(): Promise<string[]>;
+  /** The store checks its own index columns against the signed records too; over HTTP only the JWS chain is seen. */
+  verifyChain(log: string, keys: JSONWebKeySet): Promise<ChainVerification>;
+  close(): Promise<void>;
+}
+
+async function httpJson(url: string, token: string | undefined): Promise<unknown> {
+  let res: Response;
+  try {
+    res = await fetch(url, { headers: token ? { authorization: `Bearer ${token}` } : {} });
+  } catch (e) {
+    throw inputError('AUDIT_UNREACHABLE', `cannot reach ${url}: ${(e as Error).message}`, { url });
+  }
+  const body = (await res.json().catch(() => undefined)) as { code?: string; message?: string } | undefined;
+  if (res.status === 404) return undefined;
+  if (!res.ok) throw inputError('AUDIT_HTTP', `${url} answered ${res.status}${body?.code ? ` ${body.code}: ${body.message}` : ''}`, { status: res.status });
+  return body;
+}
+
+async function openSource(o: SourceOptions): Promise<RecordSource> {
+  if (o.url && o.store) throw usage('give either --url (a running verifier) or --store (a store file), not both');
+  if (o.url) {
+    const base = o.url.replace(/\/+$/, '');
+    const token = o.token ?? process.env.JOINGUARD_TOKEN;
+    const params = (q: RecordQuery) => {
+      const p = new URLSearchParams();
+      for (const [k, v] of Object.entries(q)) if (v !== undefined) p.set(k, String(v));
+      return p.toString();
+    };
+    const source: RecordSource = {
+      query: async (q) => (await httpJson(`${base}/v1/records?${params(q)}`, token)) as RecordPage,
+      get: async (id) => (await httpJson(`${base}/v1/records/${encodeURIComponent(id)}`, token)) as SignedRecord | undefined,
+      keys: async () => (o.jwks ? readJwks(o.jwks) : ((await httpJson(`${base}/v1/keys/all`, token)) as JSONWebKeySet)),
+      logs: async () => ['appraisals', 'key-releases', 'revocations', 'policy', 'csr-decisions'],
+      verifyChain: (log, keys) => verifyEntries(log, logEntries(source, log), keys),
+      close: async () => undefined,
+    };
+    return source;
+  }
+  if (o.store) {
+    if (!existsSync(o.store)) throw inputError('INPUT_NOT_FOUND', `store file ${o.store} does not exist`, { path: o.store });
+    // The store needs a signer to open; an auditor never appends, so a throw-away key serves.
+    const throwaway = await generateSigningKey('ES256');
+    const store: RecordStore = openSqliteStore({ path: o.store, signer: { kid: throwaway.kid, privateKey: throwaway.privateKey } });
+    return {
+      query: (q) => store.query(q),
+      get: (id) => store.get(id),
+      keys: async () => {
+        if (o.jwks) return readJwks(o.jwks);
+        if (o.keys) return readKeyRing(o.keys);
+        throw usage('offline verification needs the verifier keys: --keys DIR (the verifier signing-keys folder) or --jwks FILE');
+      },
+      logs: () => store.logs(),
+      verifyChain: (log, keys) => store.verifyChain(log, keys),
+      close: () => store.close(),
+    };
+  }
+  throw usage('give --url URL (with --token or JOINGUARD_TOKEN) or --store FILE');
+}
+
+function readJwks(path: string): JSONWebKeySet {
+  try {
+    const j = JSON.parse(readFileSync(path, 'utf8')) as JSONWebKeySet;
+    if (!Array.isArray(j.keys)) throw new Error('no "keys" array');
+    return j;
+  } catch (e) {
+    throw inputError('INPUT_UNREADABLE', `JWKS ${path} cannot be read: ${(e as Error).message}`, { path });
+  }
+}
+
+function readKeyRing(dir: string): JSONWebKeySet {
+  const path = join(dir, 'keyring.json');
+  try {
+    return allKeys(JSON.parse(readFileSync(path, 'utf8')) as KeyRing);
+  } catch (e) {
+    throw inputError('INPUT_UNREADABLE', `key ring ${path} cannot be read: ${(e as Error).message}`, { path });
+  }
+}
+
+function withSource<T>(o: SourceOptions, f: (s: RecordSource) => Promise<T>): Promise<T> {
+  return openSource(o).then(async (s) => {
+    try {
+      return await f(s);
+    } finally {
+      await s.close();
+    }
+  });
+}
+
+async function* logEntries(s: RecordSource, log: string): AsyncIterable<{ jws: string }> {
+  let cursor: string | undefined;
+  do {
+    const page = await s.query({ log, limit: 1000, ...(cursor ? { cursor } : {}) });
+    for (const r of page.records) yield { jws: r.jws };
+    cursor = page.nextCursor;
+  } while (cursor);
+}
+
+const sourceFlags = (c: Command): Command =>
+  c
+    .option('--url <url>', 'a running verifier (auditor credentials in --token or JOINGUARD_TOKEN)')
+    .option('--token <token>', 'auditor bearer token')
+    .option('--store <file>', 'offline: the verifier SQLite store file')
+    .option('--keys <dir>', 'offline: the verifier signing-keys folder (keyring.json)')
+    .option('--jwks <file>', 'verifier public keys as a JWKS file')
+    .option('--json', 'print JSON');
+
+export function registerAudit(program: Command): void {
+  const audit = program.command('audit').description('query and re-verify the signed, hash-chained decision records');
+
+  sourceFlags(audit.command('list').description('list records (oldest first), with filters and paging'))
+    .option('--node <name>')
+    .option('--from <time>', 'RFC 3339, inclusive')
+    .option('--to <time>', 'RFC 3339, exclusive')
+    .option('--verdict <v>', 'pass | fail')
+    .option('--tee <tee>')
+    .option('--purpose <p>', 'unlock | join | reattest')
+    .option('--kind <k>', 'appraisal | key-release | csr-decision | revocation | policy-change')
+    .option('--log <log>')
+    .option('--limit <n>', 'page size', (v) => Number(v))
+    .option('--cursor <c>', 'next page, from a previous nextCursor')
+    .action((o: SourceOptions & RecordQuery) =>
+      runCommand(o, async () => {
+        const q: RecordQuery = {};
+        for (const k of ['node', 'from', 'to', 'verdict', 'tee', 'purpose', 'kind', 'log', 'limit', 'cursor'] as const) {
+          if (o[k] !== undefined) (q as Record<string, unknown>)[k] = o[k];
+        }
+        const page = await withSource(o, (s) => s.query(q));
+        const lines = page.records.map((r) => `${r.record.time}  ${r.record.kind.padEnd(12)} ${(r.record.node ?? '-').padEnd(24)} ${(r.record.verdict ?? '-').padEnd(5)} ${r.record.id}`);
+        return { json: { records: page.records.map((r) => r.record), ...(page.nextCursor ? { nextCursor: page.nextCursor } : {}) }, text: lines.join('\n') + (page.nextCursor ? `\n(more: --cursor ${page.nextCursor})` : '') };
+      }),
+    );
+
+  sourceFlags(audit.command('show').argument('<id>').description('show one record with its JWS'))
+    .action((id: string, o: SourceOptions) =>
+      runCommand(o, async () => {
+        const r = await withSource(o, (s) => s.get(id));
+        if (!r) throw inputError('NOT_FOUND', `no record ${id}`, { id });
+        return { json: r, text: JSON.stringify(r.record, null, 2) };
+      }),
+    );
+
+  sourceFlags(audit.command('verify').description('re-check every log: signatures, sequence and hash links; --reappraise re-runs stored evidence'))
+    .option('--reappraise', 're-run the verification of every stored appraisal and compare verdicts')
+    .option('--policy <file>', 'policy for --reappraise (the default policy when absent; its digest must match the record)')
+    .option('--snp-test-root <pem...>', 'extra SNP ARK to trust (simulated hardware)')
+    .option('--tdx-test-root <pem...>', 'extra TDX root CA to trust (simulated hardware)')
+    .option('--tdx-collateral <dir>', 'offline TDX collateral bundle')
+    .action((o: SourceOptions & { reappraise?: boolean; policy?: string; snpTestRoot?: string[]; tdxTestRoot?: string[]; tdxCollateral?: string }) =>
+      runCommand(o, async () => {
+        const report = await withSource(o, async (s) => {
+          const keys = await s.keys();
+          const chains: ChainVerification[] = [];
+          for (const log of await s.logs()) chains.push(await s.verifyChain(log, keys));
+          const reappraisals: Array<{ id: string; node?: string; recorded?: string; now: string; same: boolean; reason?: string }> = [];
+          if (o.reappraise) {
+            const policy = readPolicy(o.policy, new Date());
+            const digest = policyDigest(policy);
+            const trust = defaultTrust({
+              snpTestRootsPem: (o.snpTestRoot ?? []).map((f) => readFileSync(f, 'utf8')),
+              tdxTestRootsPem: (o.tdxTestRoot ?? []).map((f) => readFileSync(f, 'utf8')),
+              ...(o.tdxCollateral ? { tdxCollateralDir: o.tdxCollateral } : {}),
+            });
+            for await (const { jws } of logEntries(s, 'appraisals')) {
+              const rec = JSON.parse(Buffer.from(jws.split('.')[1] ?? '', 'base64url').toString('utf8')) as SignedRecord['record'];
+              const evidence = rec.body.evidence as unknown as Evidence | undefined;
+              const recordedPolicy = rec.body.policy as { digest?: string } | undefined;
+              if (!evidence) {
+                reappraisals.push({ id: rec.id, ...(rec.node ? { node: rec.node } : {}), now: 'missing', same: false, reason: 'the record holds no evidence' });
+                continue;
+              }
+              if (recordedPolicy?.digest !== digest) {
+                reappraisals.push({ id: rec.id, ...(rec.node ? { node: rec.node } : {}), ...(rec.verdict ? { recorded: rec.verdict } : {}), now: 'skipped', same: false, reason: `recorded under policy digest ${recordedPolicy?.digest}, not ${digest}` });
+                continue;
+              }
+              const out = await appraiseEvidence(evidence, { now: new Date(rec.time), policy, policyRef: { id: policy.name, digest }, trust });
+              reappraisals.push({ id: rec.id, ...(rec.node ? { node: rec.node } : {}), ...(rec.verdict ? { recorded: rec.verdict } : {}), now: out.appraisal.verdict, same: out.appraisal.verdict === rec.verdict });
+            }
+          }
+          return { chains, reappraisals };
+        });
+        const broken = report.chains.filter((c) => !c.ok);
+        const differing = report.reappraisals.filter((r) => !r.same);
+        const json = { verified: broken.length === 0 && differing.length === 0, chains: report.chains, ...(o.reappraise ? { reappraisals: report.reappraisals } : {}) };
+        if (!json.verified) {
+          const first = broken[0];
+          throw reject(first ? (first.code ?? 'AUDIT_CHAIN_BROKEN') : 'AUDIT_REAPPRAISAL_DIFFERS', first ? `log ${first.log} breaks at seq ${first.firstBadSeq}: ${first.reason}` : `${differing.length} stored appraisal(s) do not give the recorded verdict again`, json as unknown as Record<string, unknown>);
+        }
+        const text = report.chains.map((c) => `${c.log}: ${c.count} records, chain intact`).join('\n') + (o.reappraise ? `\nreappraised ${report.reappraisals.length} appraisals: all verdicts reproduced` : '');
+        return { json, text };
+      }),
+    );
+}

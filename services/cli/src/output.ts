@@ -1,0 +1,66 @@
+import { CommanderError } from 'commander';
+import { JoinguardError, isJoinguardError, inputError } from '@joinguard/core';
+
+/**
+ * Exit codes of the offline CLI contract (DESIGN.md): 0 verified, 1 evidence rejected (the JSON carries
+ * error.code), 2 unusable input or arguments (a message on stderr, never a stack trace).
+ */
+export const EXIT_OK = 0;
+export const EXIT_REJECTED = 1;
+export const EXIT_USAGE = 2;
+
+export interface OutputOptions {
+  json?: boolean;
+}
+
+export function writeJson(value: unknown): void {
+  process.stdout.write(JSON.stringify(value, jsonReplacer, 2) + '\n');
+}
+
+/** bigint and byte arrays never reach JSON raw: bigint as decimal string, bytes as hex. */
+export function jsonReplacer(_key: string, value: unknown): unknown {
+  if (typeof value === 'bigint') return value.toString();
+  if (value instanceof Uint8Array) return Buffer.from(value).toString('hex');
+  return value;
+}
+
+/**
+ * Runs a command body and maps its outcome to the exit-code contract. The body returns what to print
+ * on success; a JoinguardError of kind `rejected` becomes exit 1 with `{verified:false,error}`, anything
+ * of kind `input` exits 2 with a one-line message, and an unexpected fault exits 2 without a stack trace
+ * unless JOINGUARD_DEBUG is set.
+ */
+export async function runCommand(opts: OutputOptions, body: () => Promise<{ json: unknown; text: string }> | { json: unknown; text: string }): Promise<void> {
+  try {
+    const out = await body();
+    if (opts.json) writeJson(out.json);
+    else process.stdout.write(out.text.endsWith('\n') ? out.text : out.text + '\n');
+    process.exitCode = EXIT_OK;
+  } catch (e) {
+    process.exitCode = reportFailure(opts, e);
+  }
+}
+
+export function reportFailure(opts: OutputOptions, e: unknown): number {
+  if (isJoinguardError(e) && e.kind === 'rejected') {
+    if (opts.json) writeJson({ verified: false, error: e.toJSON() });
+    else process.stderr.write(`rejected: ${e.code}: ${e.message}\n`);
+    return EXIT_REJECTED;
+  }
+  const err: JoinguardError = isJoinguardError(e)
+    ? e
+    : new JoinguardError('INTERNAL', e instanceof Error ? e.message : String(e), {}, { kind: 'internal', cause: e });
+  process.stderr.write(`joinguard: ${err.code}: ${err.message}\n`);
+  if (process.env.JOINGUARD_DEBUG && e instanceof Error && e.stack) process.stderr.write(e.stack + '\n');
+  if (opts.json && err.kind !== 'internal') writeJson({ verified: false, error: err.toJSON() });
+  return EXIT_USAGE;
+}
+
+/** A usage problem found by a command itself (conflicting flags, a value that cannot be parsed). */
+export function usage(message: string, details?: Record<string, unknown>): JoinguardError {
+  return inputError('CLI_USAGE', message, details);
+}
+
+export function isCommanderExit(e: unknown): e is CommanderError {
+  return e instanceof CommanderError;
+}

@@ -1,0 +1,84 @@
+import { JoinguardError, isJoinguardError } from '@joinguard/core';
+import type { Check, JsonValue } from '@joinguard/protocol';
+
+/** Longest message a Check may carry (protocol checkSchema). */
+const MAX_MESSAGE = 2048;
+
+export function clampMessage(s: string): string {
+  return s.length > MAX_MESSAGE ? `${s.slice(0, MAX_MESSAGE - 1)}…` : s;
+}
+
+/** A value as JSON (undefined members dropped, bigints as strings), or undefined when it cannot be one. */
+export function asJson(v: unknown): JsonValue | undefined {
+  if (v === undefined) return undefined;
+  try {
+    const text = JSON.stringify(v, (_k, x: unknown) => (typeof x === 'bigint' ? x.toString() : x instanceof Uint8Array ? Buffer.from(x).toString('hex') : x));
+    return text === undefined ? undefined : (JSON.parse(text) as JsonValue);
+  } catch {
+    return undefined;
+  }
+}
+
+/** A rejection that carries the expected and actual values into its Check. */
+export function mismatch(code: string, message: string, expected: unknown, actual: unknown, details: Record<string, unknown> = {}): JoinguardError {
+  return new JoinguardError(code, message, { ...details, expected, actual }, { kind: 'rejected' });
+}
+
+/**
+ * Runs the hardware, crypto and binding checks in order. The first failure stops the chain: later checks are
+ * recorded as skipped (naming the failure), since their inputs are no longer trustworthy. Internal faults
+ * (kind `internal`) propagate; anything else a check throws is a failed check, never an exception.
+ */
+export class CheckRun {
+  readonly checks: Check[] = [];
+  private firstFailure: string | undefined;
+
+  get failed(): boolean {
+    return this.firstFailure !== undefined;
+  }
+
+  async step<T>(name: string, fn: () => T | Promise<T>, describe?: (r: T) => { message?: string; expected?: unknown; actual?: unknown }): Promise<T | undefined> {
+    if (this.firstFailure !== undefined) {
+      this.skip(name, `not checked: ${this.firstFailure} failed`);
+      return undefined;
+    }
+    try {
+      const r = await fn();
+      const d = describe?.(r) ?? {};
+      const c: Check = { name, outcome: 'pass' };
+      const exp = asJson(d.expected);
+      const act = asJson(d.actual);
+      if (exp !== undefined) c.expected = exp;
+      if (act !== undefined) c.actual = act;
+      if (d.message) c.message = clampMessage(d.message);
+      this.checks.push(c);
+      return r;
+    } catch (e) {
+      this.fail(name, e);
+      return undefined;
+    }
+  }
+
+  skip(name: string, message: string): void {
+    this.checks.push({ name, outcome: 'skip', message: clampMessage(message) });
+  }
+
+  fail(name: string, e: unknown): void {
+    if (isJoinguardError(e) && e.kind === 'internal') throw e;
+    const c: Check = { name, outcome: 'fail' };
+    if (isJoinguardError(e)) {
+      c.code = /^[A-Z][A-Z0-9_]{0,63}$/.test(e.code) ? e.code : 'APPRAISE_CHECK_FAILED';
+      c.message = clampMessage(e.message);
+      const exp = asJson(e.details.expected);
+      const act = asJson(e.details.actual);
+      if (exp !== undefined) c.expected = exp;
+      if (act !== undefined) c.actual = act;
+    } else {
+      // A library threw on hostile input in a way no package anticipated: fail closed, do not crash the verifier.
+      c.code = 'APPRAISE_UNEXPECTED_ERROR';
+      c.message = clampMessage(`${name}: ${e instanceof Error ? e.message : String(e)}`);
+    }
+    this.checks.push(c);
+    this.firstFailure ??= name;
+  }
+}

@@ -1,0 +1,187 @@
+import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import Ajv from 'ajv';
+import YAML from 'yaml';
+import { inputError } from '@joinguard/core';
+
+/**
+ * The verifier's configuration: a YAML or JSON file, then environment variables over it, validated once at
+ * start. Every path in the file is relative to the file's folder. Errors name the offending setting.
+ *
+ * The test-only challenge override is deliberately absent: it is a programmatic option of buildServer()
+ * that no file or variable can reach.
+ */
+export interface VerifierConfig {
+  listen: { host: string; port: number };
+  tls?: { cert: string; key: string; clientCa?: string };
+  clusterId: string;
+  dataDir: string;
+  store: { kind: 'sqlite'; path: string } | { kind: 'jetstream'; servers: string[]; replicas: number; prefix: string };
+  signing: { keysDir: string; alg: 'ES256' | 'ES384'; rotateDays: number };
+  keyBroker: { masterSecretFile: string; epoch: number; enabled: boolean };
+  challenge: { ttlSeconds: number; macKeyFile: string };
+  results: { ttlSeconds: number };
+  policy: { file?: string };
+  trust: {
+    /** Extra SNP ARK certificates (PEM) to trust besides AMD's: the simulated hardware's test root. */
+    snpTestRoots: string[];
+    /** Extra Intel-style root CAs (PEM), likewise for simulated TDX. */
+    tdxTestRoots: string[];
+    snpCollateralDir?: string;
+    tdxCollateralDir?: string;
+  };
+  auth: { tokensFile?: string; mtlsRoles: Record<string, Array<'auditor' | 'admin'>> };
+  rateLimit: { attestPerMinute: number };
+  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+}
+
+const schema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    listen: { type: 'object', additionalProperties: false, properties: { host: { type: 'string', minLength: 1 }, port: { type: 'integer', minimum: 0, maximum: 65535 } } },
+    tls: { type: 'object', additionalProperties: false, required: ['cert', 'key'], properties: { cert: { type: 'string' }, key: { type: 'string' }, clientCa: { type: 'string' } } },
+    clusterId: { type: 'string', minLength: 1, maxLength: 253 },
+    dataDir: { type: 'string', minLength: 1 },
+    store: {
+      oneOf: [
+        { type: 'object', additionalProperties: false, required: ['kind'], properties: { kind: { const: 'sqlite' }, path: { type: 'string' } } },
+        {
+          type: 'object',
+          additionalProperties: false,
+          required: ['kind', 'servers'],
+          properties: { kind: { const: 'jetstream' }, servers: { type: 'array', minItems: 1, items: { type: 'string' } }, replicas: { type: 'integer', minimum: 1, maximum: 5 }, prefix: { type: 'string', pattern: '^[A-Za-z0-9_-]+$' } },
+        },
+      ],
+    },
+    signing: { type: 'object', additionalProperties: false, properties: { keysDir: { type: 'string' }, alg: { enum: ['ES256', 'ES384'] }, rotateDays: { type: 'number', exclusiveMinimum: 0 } } },
+    keyBroker: { type: 'object', additionalProperties: false, properties: { masterSecretFile: { type: 'string' }, epoch: { type: 'integer', minimum: 0 }, enabled: { type: 'boolean' } } },
+    challenge: { type: 'object', additionalProperties: false, properties: { ttlSeconds: { type: 'integer', minimum: 5, maximum: 3600 }, macKeyFile: { type: 'string' } } },
+    results: { type: 'object', additionalProperties: false, properties: { ttlSeconds: { type: 'integer', minimum: 30, maximum: 86400 } } },
+    policy: { type: 'object', additionalProperties: false, properties: { file: { type: 'string' } } },
+    trust: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        snpTestRoots: { type: 'array', items: { type: 'string' } },
+        tdxTestRoots: { type: 'array', items: { type: 'string' } },
+        snpCollateralDir: { type: 'string' },
+        tdxCollateralDir: { type: 'string' },
+      },
+    },
+    auth: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        tokensFile: { type: 'string' },
+        mtlsRoles: { type: 'object', additionalProperties: { type: 'array', items: { enum: ['auditor', 'admin'] } } },
+      },
+    },
+    rateLimit: { type: 'object', additionalProperties: false, properties: { attestPerMinute: { type: 'integer', minimum: 1 } } },
+    logLevel: { enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] },
+  },
+} as const;
+
+const ajv = new Ajv({ allErrors: true });
+const validate = ajv.compile(schema);
+
+type Partial2<T> = { [K in keyof T]?: T[K] extends object ? Partial<T[K]> : T[K] };
+
+export function defaultConfig(dataDir = '.joinguard'): VerifierConfig {
+  return {
+    listen: { host: '127.0.0.1', port: 8443 },
+    clusterId: 'joinguard-dev',
+    dataDir,
+    store: { kind: 'sqlite', path: resolve(dataDir, 'records.sqlite') },
+    signing: { keysDir: resolve(dataDir, 'signing-keys'), alg: 'ES256', rotateDays: 30 },
+    keyBroker: { masterSecretFile: resolve(dataDir, 'disk-master.key'), epoch: 0, enabled: true },
+    challenge: { ttlSeconds: 300, macKeyFile: resolve(dataDir, 'challenge-mac.key') },
+    results: { ttlSeconds: 900 },
+    policy: {},
+    trust: { snpTestRoots: [], tdxTestRoots: [] },
+    auth: { mtlsRoles: {} },
+    rateLimit: { attestPerMinute: 120 },
+    logLevel: 'info',
+  };
+}
+
+/** Reads, overlays the environment, validates and resolves paths. Throws an input error naming every problem. */
+export function loadConfig(opts: { file?: string; env?: NodeJS.ProcessEnv } = {}): VerifierConfig {
+  const env = opts.env ?? process.env;
+  let raw: Record<string, unknown> = {};
+  let base = process.cwd();
+  const file = opts.file ?? env.JOINGUARD_CONFIG;
+  if (file) {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (e) {
+      throw inputError('CONFIG_UNREADABLE', `config file ${file} cannot be read: ${(e as Error).message}`, { file });
+    }
+    try {
+      const parsed: unknown = YAML.parse(text);
+      raw = parsed === null || parsed === undefined ? {} : (parsed as Record<string, unknown>);
+    } catch (e) {
+      throw inputError('CONFIG_SYNTAX', `config file ${file} is not valid YAML/JSON: ${(e as Error).message}`, { file });
+    }
+    if (typeof raw !== 'object' || Array.isArray(raw)) throw inputError('CONFIG_INVALID', `config file ${file} must hold a mapping`, { file });
+    base = dirname(resolve(file));
+  }
+  applyEnv(raw, env);
+  if (!validate(raw)) {
+    const problems = (validate.errors ?? []).map((e) => `${e.instancePath || '/'} ${e.message ?? 'is invalid'}${e.params && 'additionalProperty' in e.params ? ` (${String(e.params.additionalProperty)})` : ''}`);
+    throw inputError('CONFIG_INVALID', `invalid configuration${file ? ` in ${file}` : ''}: ${problems.join('; ')}`, { problems });
+  }
+  return resolveConfig(raw as Partial2<VerifierConfig>, base);
+}
+
+function applyEnv(raw: Record<string, unknown>, env: NodeJS.ProcessEnv): void {
+  const section = (k: string): Record<string, unknown> => {
+    const v = raw[k];
+    if (v && typeof v === 'object' && !Array.isArray(v)) return v as Record<string, unknown>;
+    const o: Record<string, unknown> = {};
+    raw[k] = o;
+    return o;
+  };
+  if (env.JOINGUARD_LISTEN_HOST) section('listen').host = env.JOINGUARD_LISTEN_HOST;
+  if (env.JOINGUARD_LISTEN_PORT) {
+    const port = Number(env.JOINGUARD_LISTEN_PORT);
+    section('listen').port = Number.isInteger(port) ? port : env.JOINGUARD_LISTEN_PORT;
+  }
+  if (env.JOINGUARD_CLUSTER_ID) raw.clusterId = env.JOINGUARD_CLUSTER_ID;
+  if (env.JOINGUARD_DATA_DIR) raw.dataDir = env.JOINGUARD_DATA_DIR;
+  if (env.JOINGUARD_NATS_SERVERS) raw.store = { kind: 'jetstream', servers: env.JOINGUARD_NATS_SERVERS.split(',').map((s) => s.trim()).filter(Boolean) };
+  if (env.JOINGUARD_POLICY) section('policy').file = env.JOINGUARD_POLICY;
+  if (env.JOINGUARD_LOG_LEVEL) raw.logLevel = env.JOINGUARD_LOG_LEVEL;
+}
+
+function resolveConfig(c: Partial2<VerifierConfig>, base: string): VerifierConfig {
+  const p = (x: string): string => resolve(base, x);
+  const dataDir = p(c.dataDir ?? '.joinguard');
+  const d = defaultConfig(dataDir);
+  const store: VerifierConfig['store'] =
+    c.store?.kind === 'jetstream'
+      ? { kind: 'jetstream', servers: c.store.servers ?? [], replicas: c.store.replicas ?? 3, prefix: c.store.prefix ?? 'joinguard' }
+      : { kind: 'sqlite', path: c.store && 'path' in c.store && c.store.path ? p(c.store.path) : d.store.kind === 'sqlite' ? d.store.path : '' };
+  return {
+    listen: { ...d.listen, ...c.listen },
+    ...(c.tls?.cert && c.tls.key ? { tls: { cert: p(c.tls.cert), key: p(c.tls.key), ...(c.tls.clientCa ? { clientCa: p(c.tls.clientCa) } : {}) } } : {}),
+    clusterId: c.clusterId ?? d.clusterId,
+    dataDir,
+    store,
+    signing: { ...d.signing, ...c.signing, keysDir: c.signing?.keysDir ? p(c.signing.keysDir) : d.signing.keysDir },
+    keyBroker: { ...d.keyBroker, ...c.keyBroker, masterSecretFile: c.keyBroker?.masterSecretFile ? p(c.keyBroker.masterSecretFile) : d.keyBroker.masterSecretFile },
+    challenge: { ...d.challenge, ...c.challenge, macKeyFile: c.challenge?.macKeyFile ? p(c.challenge.macKeyFile) : d.challenge.macKeyFile },
+    results: { ...d.results, ...c.results },
+    policy: c.policy?.file ? { file: p(c.policy.file) } : {},
+    trust: {
+      snpTestRoots: (c.trust?.snpTestRoots ?? []).map(p),
+      tdxTestRoots: (c.trust?.tdxTestRoots ?? []).map(p),
+      ...(c.trust?.snpCollateralDir ? { snpCollateralDir: p(c.trust.snpCollateralDir) } : {}),
+      ...(c.trust?.tdxCollateralDir ? { tdxCollateralDir: p(c.trust.tdxCollateralDir) } : {}),
+    },
+    auth: { ...(c.auth?.tokensFile ? { tokensFile: p(c.auth.tokensFile) } : {}), mtlsRoles: c.auth?.mtlsRoles ?? {} },
+    rateLimit: { ...d.rateLimit, ...c.rateLimit },
+    logLevel: c.logLevel ?? d.logLevel,
+  };
+}

@@ -1,0 +1,13 @@
+export { loadConfig, defaultConfig } from './config.js';
+export type { VerifierConfig } from './config.js';
+export { startVerifier, readPolicy } from './run.js';
+export type { RunningVerifier } from './run.js';
+export { buildServer, statusFor } from './server.js';
+export { Verifier, LOGS } from './service.js';
+export type { TestHooks, VerifierDeps } from './service.js';
+export { deriveDiskKey, sealToTeeKey, checkTeeKey, loadMasterSecret, DISK_KEY_INFO_LABEL } from './keybroker.js';
+export { VerifierMetrics } from './metrics.js';
+export { SigningKeys, loadOrCreateSecret } from './secrets.js';
+export { hashToken, loadTokens } from './auth.js';
+export { appraiseEvidence, defaultTrust } from './appraise/index.js';
+export type { AppraisalContext, AppraisalOutcome } from './appraise/index.js';

@@ -1,0 +1,33 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** The verifier's Prometheus metrics, one registry per server instance (tests run several side by side). */
+export class VerifierMetrics {
+  readonly registry = new Registry();
+  readonly appraisals: Counter<'tee' | 'verdict'>;
+  readonly appraisalSeconds: Histogram<'tee'>;
+  readonly keyReleases: Counter<'outcome'>;
+  readonly challenges: Counter;
+  readonly collateralAge: Gauge<'kind'>;
+  readonly collateralFetchFailures: Counter<'kind'>;
+  readonly nodeLastVerified: Gauge<'node'>;
+  readonly rejections: Counter<'code'>;
+
+  constructor(opts: { defaultMetrics?: boolean } = {}) {
+    if (opts.defaultMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'joinguard_' });
+    const registers = [this.registry];
+    this.appraisals = new Counter({ name: 'joinguard_appraisals_total', help: 'Appraisals by TEE kind and verdict', labelNames: ['tee', 'verdict'], registers });
+    this.appraisalSeconds = new Histogram({
+      name: 'joinguard_appraisal_duration_seconds',
+      help: 'Time to appraise one evidence bundle, from request to signed result',
+      labelNames: ['tee'],
+      buckets: [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers,
+    });
+    this.keyReleases = new Counter({ name: 'joinguard_key_releases_total', help: 'Disk-key release decisions by outcome', labelNames: ['outcome'], registers });
+    this.challenges = new Counter({ name: 'joinguard_challenges_issued_total', help: 'Challenges (nonces) issued', registers });
+    this.collateralAge = new Gauge({ name: 'joinguard_collateral_cache_age_seconds', help: 'Age of the oldest cached collateral item by kind', labelNames: ['kind'], registers });
+    this.collateralFetchFailures = new Counter({ name: 'joinguard_collateral_fetch_failures_total', help: 'Failed collateral fetches by kind', labelNames: ['kind'], registers });
+    this.nodeLastVerified = new Gauge({ name: 'joinguard_node_last_verified_timestamp_seconds', help: 'Unix time of the last passing appraisal per node', labelNames: ['node'], registers });
+    this.rejections = new Counter({ name: 'joinguard_rejections_total', help: 'Rejected requests by error code', labelNames: ['code'], registers });
+  }
+}

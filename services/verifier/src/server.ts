@@ -1,0 +1,193 @@
+import type { TLSSocket } from 'node:tls';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import fastifySwagger from '@fastify/swagger';
+import fastifySwaggerUi from '@fastify/swagger-ui';
+import fastifyRateLimit from '@fastify/rate-limit';
+import { JoinguardError, isJoinguardError } from '@joinguard/core';
+import {
+  attestResponseSchema,
+  challengeResponseSchema,
+  errorReplySchema,
+  evidenceSchema,
+  keyReleaseParamsSchema,
+  keyReleaseResponseSchema,
+  recordQuerySchema,
+  signedRecordSchema,
+  teeKeySchema,
+  type Evidence,
+  type RecordQuery,
+  type TeeKeyJwk,
+} from '@joinguard/protocol';
+import { authenticateBearer, authenticateMtls, hasRole, type Principal, type Role, type TokenEntry } from './auth.js';
+import type { Verifier } from './service.js';
+import type { VerifierMetrics } from './metrics.js';
+
+export interface ServerOptions {
+  verifier: Verifier;
+  metrics: VerifierMetrics;
+  tokens: TokenEntry[];
+  mtlsRoles: Record<string, Role[]>;
+  attestPerMinute: number;
+  /** a pino logger; none logs nothing */
+  logger?: FastifyBaseLogger;
+  https?: { key: Buffer; cert: Buffer; ca?: Buffer };
+  /** readiness: e.g. the store answers */
+  ready?: () => Promise<boolean>;
+}
+
+/** Largest request body: evidence with a 4 MiB event log as base64 and its certificates. */
+const ATTEST_BODY_LIMIT = 8 * 1024 * 1024;
+
+/** HTTP status for an error: a stable mapping from code families, so clients can rely on it. */
+export function statusFor(e: JoinguardError): number {
+  if (e.kind === 'internal') return 500;
+  if (e.code === 'AUTH_REQUIRED' || e.code === 'KEYS_NO_RESULT' || e.code.startsWith('PROTOCOL_RESULT_') || e.code.startsWith('PROTOCOL_NONCE_')) return 401;
+  if (e.code === 'AUTH_FORBIDDEN' || e.code.startsWith('KEYS_')) return 403;
+  if (e.code === 'NOT_FOUND') return 404;
+  if (e.code === 'RATE_LIMITED') return 429;
+  if (e.kind === 'input') return 400;
+  return 422;
+}
+
+const errorReplies = { 400: errorReplySchema, 401: errorReplySchema, 403: errorReplySchema, 404: errorReplySchema, 413: errorReplySchema, 422: errorReplySchema, 429: errorReplySchema, 500: errorReplySchema };
+
+export async function buildServer(o: ServerOptions): Promise<FastifyInstance> {
+  const app = Fastify({
+    ...(o.logger ? { loggerInstance: o.logger } : { logger: false }),
+    bodyLimit: 1024 * 1024,
+    ...(o.https ? { https: { key: o.https.key, cert: o.https.cert, ...(o.https.ca ? { ca: o.https.ca, requestCert: true, rejectUnauthorized: false } : {}) } } : {}),
+    ajv: { customOptions: { allErrors: false, coerceTypes: 'array', removeAdditional: false } },
+    // Never trust a proxy's forwarded address unless deployed behind one; rate limits key on the peer.
+    trustProxy: false,
+  });
+
+  await app.register(fastifySwagger, {
+    openapi: {
+      info: { title: 'joinguard verifier', version: '0.1.0', description: 'Attestation of confidential-cluster nodes, key release and audit records' },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+    },
+  });
+  await app.register(fastifySwaggerUi, { routePrefix: '/docs' });
+  await app.register(fastifyRateLimit, {
+    global: false,
+    keyGenerator: (req) => req.socket.remoteAddress ?? 'unknown',
+    errorResponseBuilder: (_req, ctx) => ({ statusCode: 429, code: 'RATE_LIMITED', message: `rate limit exceeded: at most ${ctx.max} requests per ${ctx.after}`, details: {} }),
+  });
+
+  app.setErrorHandler((err: unknown, req, reply) => {
+    const e = toJoinguardError(err);
+    const status = e.code === 'RATE_LIMITED' ? 429 : e.code === 'REQUEST_TOO_LARGE' ? 413 : statusFor(e);
+    if (status >= 500) req.log.error({ err, code: e.code }, 'request failed');
+    else req.log.info({ code: e.code }, 'request refused');
+    o.metrics.rejections.inc({ code: e.code });
+    void reply.status(status).send(e.toJSON());
+  });
+  app.setNotFoundHandler((req, reply) => {
+    void reply.status(404).send({ code: 'NOT_FOUND', message: `no route ${req.method} ${req.url}`, details: {} });
+  });
+
+  const principal = (req: FastifyRequest): Principal | undefined => {
+    const viaToken = authenticateBearer(req.headers.authorization, o.tokens);
+    if (viaToken) return viaToken;
+    const sock = req.socket as Partial<TLSSocket>;
+    if (typeof sock.getPeerCertificate === 'function') {
+      const cert = sock.getPeerCertificate();
+      const cn = cert?.subject?.CN;
+      return authenticateMtls(Array.isArray(cn) ? cn[0] : cn, sock.authorized === true, o.mtlsRoles);
+    }
+    return undefined;
+  };
+  const requireRole = (role: Role) => async (req: FastifyRequest): Promise<void> => {
+    const p = principal(req);
+    if (!p) throw new JoinguardError('AUTH_REQUIRED', `this route needs ${role} credentials (a Bearer token or an mTLS client certificate)`, {}, { kind: 'rejected' });
+    if (!hasRole(p, role)) throw new JoinguardError('AUTH_FORBIDDEN', `${p.name} lacks the ${role} role`, { principal: p.name }, { kind: 'rejected' });
+    (req as FastifyRequest & { principal?: Principal }).principal = p;
+  };
+  const attesterLimit = { rateLimit: { max: o.attestPerMinute, timeWindow: '1 minute' } };
+
+  app.get('/healthz', { schema: { hide: true } }, async () => ({ status: 'ok' }));
+  app.get('/readyz', { schema: { hide: true } }, async (_req, reply) => {
+    const ok = o.ready ? await o.ready().catch(() => false) : true;
+    return reply.status(ok ? 200 : 503).send({ status: ok ? 'ready' : 'not ready' });
+  });
+  app.get('/metrics', { schema: { hide: true } }, async (_req, reply) => {
+    return reply.header('content-type', o.metrics.registry.contentType).send(await o.metrics.registry.metrics());
+  });
+  app.get('/.well-known/jwks.json', { schema: { tags: ['keys'], summary: 'Verifier keys that sign attestation results and records' } }, async () => o.verifier.jwks());
+
+  app.get('/v1/challenge', { config: attesterLimit, schema: { tags: ['attester'], response: { 200: challengeResponseSchema, ...errorReplies } } }, async () => o.verifier.challenge());
+
+  app.post<{ Body: Evidence }>(
+    '/v1/attest',
+    { bodyLimit: ATTEST_BODY_LIMIT, config: attesterLimit, schema: { tags: ['attester'], body: evidenceSchema, response: { 200: attestResponseSchema, ...errorReplies } } },
+    async (req) => o.verifier.attest(req.body),
+  );
+
+  const keyReleaseBody = {
+    type: 'object',
+    additionalProperties: false,
+    properties: { epoch: { type: 'integer', minimum: 0, maximum: 2 ** 31 }, teeKey: teeKeySchema },
+  } as const;
+  app.post<{ Params: { name: string }; Body: { epoch?: number; teeKey?: TeeKeyJwk } | undefined }>(
+    '/v1/keys/disk/:name',
+    {
+      config: attesterLimit,
+      schema: { tags: ['attester'], params: keyReleaseParamsSchema, body: keyReleaseBody, security: [{ bearer: [] }], response: { 200: keyReleaseResponseSchema, ...errorReplies } },
+    },
+    async (req) => {
+      const auth = req.headers.authorization;
+      const bearer = auth && /^Bearer\s+(\S+)$/i.exec(auth)?.[1];
+      return o.verifier.releaseDiskKey(req.params.name, bearer || undefined, req.body ?? {});
+    },
+  );
+
+  app.get<{ Querystring: RecordQuery }>(
+    '/v1/records',
+    { preHandler: requireRole('auditor'), schema: { tags: ['audit'], querystring: recordQuerySchema, security: [{ bearer: [] }] } },
+    async (req) => o.verifier.records(req.query),
+  );
+  app.get<{ Params: { id: string } }>(
+    '/v1/records/:id',
+    {
+      preHandler: requireRole('auditor'),
+      schema: { tags: ['audit'], params: { type: 'object', properties: { id: { type: 'string', pattern: '^[A-Za-z0-9_-]{1,128}$' } } }, security: [{ bearer: [] }], response: { 200: signedRecordSchema, ...errorReplies } },
+    },
+    async (req) => {
+      const r = await o.verifier.record(req.params.id);
+      if (!r) throw new JoinguardError('NOT_FOUND', `no record ${req.params.id}`, { id: req.params.id }, { kind: 'input' });
+      return r;
+    },
+  );
+  app.get('/v1/nodes', { preHandler: requireRole('auditor'), schema: { tags: ['audit'], security: [{ bearer: [] }] } }, async () => ({ nodes: await o.verifier.nodes() }));
+  app.get('/v1/keys/all', { preHandler: requireRole('auditor'), schema: { tags: ['audit'], summary: 'Every verifier key ever used (to verify old records)', security: [{ bearer: [] }] } }, async () => o.verifier.allKeys());
+  app.post<{ Params: { name: string }; Body: { reason: string } }>(
+    '/v1/nodes/:name/revoke',
+    {
+      preHandler: requireRole('admin'),
+      schema: {
+        tags: ['admin'],
+        params: keyReleaseParamsSchema,
+        body: { type: 'object', required: ['reason'], additionalProperties: false, properties: { reason: { type: 'string', minLength: 1, maxLength: 1024 } } },
+        security: [{ bearer: [] }],
+      },
+    },
+    async (req) => o.verifier.revoke(req.params.name, req.body.reason, (req as FastifyRequest & { principal?: Principal }).principal?.name ?? 'unknown'),
+  );
+
+  return app;
+}
+
+/** Maps fastify's own errors (validation, body size, JSON syntax) and anything unexpected to our error type. */
+function toJoinguardError(err: unknown): JoinguardError {
+  if (isJoinguardError(err)) return err;
+  const e = err as { code?: string; statusCode?: number; message?: string; validation?: unknown };
+  if (e.statusCode === 429) return new JoinguardError('RATE_LIMITED', e.message ?? 'rate limit exceeded', {}, { kind: 'input' });
+  if (e.validation) return new JoinguardError('REQUEST_INVALID', `request does not match the schema: ${e.message}`, {}, { kind: 'input' });
+  if (e.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return new JoinguardError('REQUEST_TOO_LARGE', 'request body is larger than allowed', {}, { kind: 'input' });
+  if (e.statusCode !== undefined && e.statusCode >= 400 && e.statusCode < 500) {
+    return new JoinguardError('REQUEST_INVALID', e.message ?? 'invalid request', { fastifyCode: e.code }, { kind: 'input' });
+  }
+  return new JoinguardError('INTERNAL', 'internal error', {}, { kind: 'internal', cause: err });
+}
+
+export type { FastifyReply };

@@ -1,0 +1,68 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { JoinguardError } from '@joinguard/core';
+import { loadConfig } from '../src/config.js';
+
+function cfgFile(text: string): string {
+  const dir = mkdtempSync(join(tmpdir(), 'jg-cfg-'));
+  const f = join(dir, 'verifier.yaml');
+  writeFileSync(f, text);
+  return f;
+}
+
+function thrown(f: () => unknown): JoinguardError {
+  try {
+    f();
+  } catch (e) {
+    if (e instanceof JoinguardError) return e;
+    throw e;
+  }
+  throw new Error('did not throw');
+}
+
+describe('verifier configuration', () => {
+  it('resolves paths against the config file and keeps the embedded defaults', () => {
+    const f = cfgFile('clusterId: prod-1\ndataDir: ./data\nlisten: { port: 9443 }\npolicy: { file: policy.yaml }\n');
+    const c = loadConfig({ file: f, env: {} });
+    const dir = join(f, '..');
+    expect(c.clusterId).toBe('prod-1');
+    expect(c.listen).toEqual({ host: '127.0.0.1', port: 9443 });
+    expect(c.dataDir).toBe(join(dir, 'data'));
+    expect(c.store).toEqual({ kind: 'sqlite', path: join(dir, 'data', 'records.sqlite') });
+    expect(c.policy.file).toBe(join(dir, 'policy.yaml'));
+    expect(c.trust.snpTestRoots).toEqual([]);
+    expect(c.challenge.ttlSeconds).toBe(300);
+  });
+
+  it('lets environment variables override the file', () => {
+    const f = cfgFile('listen: { port: 9443 }\n');
+    const c = loadConfig({ file: f, env: { JOINGUARD_LISTEN_PORT: '7000', JOINGUARD_NATS_SERVERS: 'nats://127.0.0.1:4222, nats://127.0.0.2:4222', JOINGUARD_CLUSTER_ID: 'x' } });
+    expect(c.listen.port).toBe(7000);
+    expect(c.clusterId).toBe('x');
+    expect(c.store).toEqual({ kind: 'jetstream', servers: ['nats://127.0.0.1:4222', 'nats://127.0.0.2:4222'], replicas: 3, prefix: 'joinguard' });
+  });
+
+  it('names every invalid setting', () => {
+    const e = thrown(() => loadConfig({ file: cfgFile('listen: { port: 70000 }\nchallenge: { ttlSeconds: 1 }\nbogus: 1\n'), env: {} }));
+    expect(e.code).toBe('CONFIG_INVALID');
+    expect(e.kind).toBe('input');
+    expect(e.message).toContain('/listen/port');
+    expect(e.message).toContain('/challenge/ttlSeconds');
+    expect(e.message).toContain('bogus');
+  });
+
+  it('refuses a bad port from the environment and unreadable or malformed files', () => {
+    expect(thrown(() => loadConfig({ env: { JOINGUARD_LISTEN_PORT: 'eighty' } })).code).toBe('CONFIG_INVALID');
+    expect(thrown(() => loadConfig({ file: '/nonexistent/verifier.yaml', env: {} })).code).toBe('CONFIG_UNREADABLE');
+    expect(thrown(() => loadConfig({ file: cfgFile('listen: [unclosed\n'), env: {} })).code).toBe('CONFIG_SYNTAX');
+    expect(thrown(() => loadConfig({ file: cfgFile('- a\n- b\n'), env: {} })).code).toBe('CONFIG_INVALID');
+  });
+
+  it('has no setting that enables the test-only challenge override', () => {
+    const e = thrown(() => loadConfig({ file: cfgFile('testing: { challengeOverride: true }\n'), env: {} }));
+    expect(e.code).toBe('CONFIG_INVALID');
+    expect(e.message).toContain('testing');
+  });
+});

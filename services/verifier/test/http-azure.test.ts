@@ -1,0 +1,106 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import YAML from 'yaml';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { POLICY_API_VERSION, POLICY_KIND, type Policy } from '@joinguard/policy';
+import { toB64url, type AttestResponse, type Evidence } from '@joinguard/protocol';
+import { defaultConfig } from '../src/config.js';
+import { startVerifier, type RunningVerifier } from '../src/run.js';
+import { AZURE_VECTORS_TIME, CHALLENGE, ZERO_USER_DATA, azureEvidence } from './support/azure.js';
+
+/*
+ * The real Azure SNP and TDX vTPM bundles through POST /v1/attest. They carry their publisher's nonce, so the
+ * verifier is started with the test-only hooks (an argument of startVerifier, not a configuration setting):
+ * accept exactly those nonces, and bind to the user-data/extraData the bundles were made with. Everything
+ * else is the production path: schema at the edge, replay set, appraisal, record, signed result.
+ */
+const vectorNonces = new Set<string>();
+let v: RunningVerifier;
+let strict: RunningVerifier;
+
+beforeAll(async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'jg-azure-'));
+  const policy: Policy = {
+    apiVersion: POLICY_API_VERSION,
+    kind: POLICY_KIND,
+    name: 'azure-vectors',
+    tee: { allowed: ['azure-snp-vtpm', 'azure-tdx-vtpm'] },
+    snp: { guestPolicy: { allowDebug: false, allowMigrateMa: false, allowSmt: true } },
+    tdx: { allowedTcbStatuses: ['UpToDate'], allowDebug: false },
+    tpm: { requiredBanks: ['sha256'] },
+  };
+  const policyFile = join(dir, 'policy.yaml');
+  writeFileSync(policyFile, YAML.stringify(policy));
+  const config = { ...defaultConfig(join(dir, 'data')), listen: { host: '127.0.0.1', port: 0 }, policy: { file: policyFile }, logLevel: 'silent' as const };
+  const now = () => AZURE_VECTORS_TIME;
+  v = await startVerifier(config, {
+    now,
+    testHooks: {
+      challengeOverride: (nonce) => vectorNonces.has(nonce),
+      expectedBinding: (e: Evidence) =>
+        vectorNonces.has(e.nonce) ? { azureUserData: ZERO_USER_DATA, tpmExtraData: CHALLENGE, tdxWithoutCollateral: e.tee === 'azure-tdx-vtpm' } : undefined,
+    },
+  });
+  strict = await startVerifier({ ...config, dataDir: join(dir, 'strict'), store: { kind: 'sqlite', path: join(dir, 'strict.sqlite') } }, { now });
+});
+afterAll(async () => {
+  await v?.close();
+  await strict?.close();
+});
+
+async function post(server: RunningVerifier, e: Evidence): Promise<{ status: number; body: AttestResponse & { code?: string } }> {
+  const r = await fetch(`${server.url}/v1/attest`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(e) });
+  return { status: r.status, body: (await r.json()) as AttestResponse & { code?: string } };
+}
+
+function vectorNonce(): string {
+  const n = toB64url(new Uint8Array(randomBytes(32)));
+  vectorNonces.add(n);
+  return n;
+}
+
+const status = (r: AttestResponse, name: string) => r.appraisal.checks.find((c) => c.name === name)?.outcome;
+
+describe('published Azure vTPM bundles over HTTP', () => {
+  it('azure-snp-vtpm: hardware, bindings and vTPM quote pass; the appraisal is recorded and a result signed', async () => {
+    const r = await post(v, azureEvidence('az_snp_vtpm_milan_v2', 'azure-snp-vtpm', undefined, vectorNonce()));
+    expect(r.status).toBe(200);
+    for (const name of ['evidence.decode', 'azure-snp-vtpm.hardware', 'binding.azure.userData', 'binding.azure.varDataDigest', 'tpm.quote', 'binding.tpmExtraData', 'teeKey']) {
+      expect(status(r.body, name), name).toBe('pass');
+    }
+    expect(r.body.appraisal.verdict).toBe('pass');
+    expect((await v.store.get(r.body.recordId))?.record.verdict).toBe('pass');
+  });
+
+  it('azure-tdx-vtpm: TD quote, TDREPORT match, bindings and vTPM quote pass (no published TCB collateral for its FMSPC)', async () => {
+    const r = await post(v, azureEvidence('az_tdx_vtpm', 'azure-tdx-vtpm', undefined, vectorNonce()));
+    expect(r.status).toBe(200);
+    for (const name of ['azure-tdx-vtpm.hardware', 'binding.azure.userData', 'binding.azure.varDataDigest', 'tpm.quote', 'binding.tpmExtraData']) {
+      expect(status(r.body, name), name).toBe('pass');
+    }
+    expect(r.body.appraisal.checks.filter((c) => c.outcome === 'fail').map((c) => c.name)).toEqual(['policy.tdx.tcbStatus']);
+  });
+
+  it('the derived HCL report (runtime data changed) is rejected at the binding', async () => {
+    const r = await post(v, azureEvidence('az_snp_vtpm_milan_v2', 'azure-snp-vtpm', 'azure/derived/az_snp_hcl_report_vardata_0x6e0_plus1.bin', vectorNonce()));
+    expect(r.status).toBe(200);
+    expect(r.body.appraisal.verdict).toBe('fail');
+    expect(r.body.appraisal.checks.find((c) => c.outcome === 'fail')!.name).toMatch(/^binding\.azure\./);
+  });
+
+  it('a vector nonce is still single-use', async () => {
+    const nonce = vectorNonce();
+    expect((await post(v, azureEvidence('az_snp_vtpm_milan_v2', 'azure-snp-vtpm', undefined, nonce))).status).toBe(200);
+    const again = await post(v, azureEvidence('az_snp_vtpm_milan_v2', 'azure-snp-vtpm', undefined, nonce));
+    expect(again.status).toBe(401);
+    expect(again.body.code).toBe('PROTOCOL_NONCE_REPLAYED');
+  });
+
+  it('a verifier started without the hooks refuses the same bundle (its nonce is not ours)', async () => {
+    const r = await post(strict, azureEvidence('az_snp_vtpm_milan_v2', 'azure-snp-vtpm', undefined, vectorNonce()));
+    expect(r.status).toBe(401);
+    expect(r.body.code).toMatch(/^PROTOCOL_NONCE_(MALFORMED|FORGED)$/);
+  });
+});

@@ -1,0 +1,249 @@
+import { execFileSync, spawnSync } from 'node:child_process';
+import { generateKeyPairSync } from 'node:crypto';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { compactDecrypt, decodeJwt, importJWK } from 'jose';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { repoRoot } from '@joinguard/core/testing';
+import { createSimCvm, type SimCvm } from '@joinguard/simcvm';
+import { verifyResult, type AttestResponse, type ChallengeResponse, type KeyReleaseResponse, type TeeKeyJwk } from '@joinguard/protocol';
+import { defaultConfig, type VerifierConfig } from '../src/config.js';
+import { deriveDiskKey } from '../src/keybroker.js';
+import { startVerifier, type RunningVerifier } from '../src/run.js';
+import { hashToken } from '../src/auth.js';
+import YAML from 'yaml';
+import { writeFileSync } from 'node:fs';
+
+/*
+ * The whole verifier over real HTTP on loopback, with a simulated SNP / TDX CVM (software signer with a
+ * generated test root, trusted only because this configuration names it) and its vTPM and event log:
+ * challenge → attest → result JWT → key release (JWE opened with the TEE key) → records → offline audit.
+ * Then every refusal the issue names: replayed nonce, expired challenge, expired result, another node's key,
+ * wrong teeKey, revoked node, failed appraisal, tampered record.
+ */
+
+interface Harness {
+  v: RunningVerifier;
+  sim: SimCvm;
+  dir: string;
+  config: VerifierConfig;
+  clock: { now: Date };
+}
+
+const adminToken = 'flow-admin-token-0123456789';
+
+async function harness(tee: 'snp' | 'tdx'): Promise<Harness> {
+  const dir = mkdtempSync(join(tmpdir(), `jg-flow-${tee}-`));
+  const sim = await createSimCvm({ tee, nodeName: `worker-${tee}-0`, vtpm: 'software' });
+  const files = sim.writeTrust(join(dir, 'trust'));
+  const policyFile = join(dir, 'policy.yaml');
+  writeFileSync(policyFile, YAML.stringify(sim.goodPolicy()));
+  const tokensFile = join(dir, 'tokens.yaml');
+  writeFileSync(tokensFile, `tokens:\n  - name: ops\n    sha256: ${hashToken(adminToken)}\n    roles: [admin]\n`);
+  const base = defaultConfig(join(dir, 'data'));
+  const config: VerifierConfig = {
+    ...base,
+    listen: { host: '127.0.0.1', port: 0 },
+    clusterId: 'flow-cluster',
+    policy: { file: policyFile },
+    trust: {
+      snpTestRoots: files.snpRootsPem ? [files.snpRootsPem] : [],
+      tdxTestRoots: files.tdxRootPem ? [files.tdxRootPem] : [],
+      ...(files.tdxCollateralDir ? { tdxCollateralDir: files.tdxCollateralDir } : {}),
+    },
+    auth: { tokensFile, mtlsRoles: {} },
+    logLevel: 'silent',
+  };
+  const clock = { now: new Date() };
+  const v = await startVerifier(config, { now: () => clock.now });
+  return { v, sim, dir, config, clock };
+}
+
+function teeKeyPair(): { pub: TeeKeyJwk; priv: ReturnType<typeof generateKeyPairSync>['privateKey'] } {
+  const { publicKey, privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const j = publicKey.export({ format: 'jwk' });
+  return { pub: { kty: 'EC', crv: 'P-256', x: j.x!, y: j.y! }, priv: privateKey };
+}
+
+async function challenge(h: Harness): Promise<ChallengeResponse> {
+  return (await (await fetch(`${h.v.url}/v1/challenge`)).json()) as ChallengeResponse;
+}
+
+async function attest(h: Harness, opts: { nodeName?: string; machine?: string; teeKey?: TeeKeyJwk; tamper?: Parameters<SimCvm['evidence']>[0] extends infer O ? O extends { tamper?: infer T } ? T : never : never; nonce?: string } = {}) {
+  const nonce = opts.nonce ?? (await challenge(h)).nonce;
+  const evidence = await h.sim.evidence({
+    nonce,
+    runtimeData: { nodeName: opts.nodeName ?? h.sim.nodeName, machine: opts.machine ?? `${h.sim.nodeName}-machine`, purpose: 'unlock', ...(opts.teeKey ? { teeKey: opts.teeKey } : {}) },
+    ...(opts.tamper ? { tamper: opts.tamper } : {}),
+  });
+  const r = await fetch(`${h.v.url}/v1/attest`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(evidence) });
+  return { status: r.status, body: (await r.json()) as AttestResponse & { code?: string }, nonce };
+}
+
+async function releaseKey(h: Harness, name: string, result: string | undefined, body: Record<string, unknown> = {}) {
+  const r = await fetch(`${h.v.url}/v1/keys/disk/${name}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...(result ? { authorization: `Bearer ${result}` } : {}) },
+    body: JSON.stringify(body),
+  });
+  return { status: r.status, body: (await r.json()) as KeyReleaseResponse & { code?: string } };
+}
+
+function cli(args: string[]) {
+  return spawnSync(process.execPath, [join(repoRoot, 'services/cli/bin/joinguard.js'), ...args], { encoding: 'utf8' });
+}
+
+beforeAll(() => {
+  execFileSync(process.execPath, [join(repoRoot, 'scripts/build.mjs')], { cwd: repoRoot });
+});
+
+for (const tee of ['snp', 'tdx'] as const) {
+  describe(`${tee}: attest and release the disk key over HTTP`, () => {
+    let h: Harness;
+    beforeAll(async () => {
+      h = await harness(tee);
+    });
+    afterAll(async () => {
+      await h?.v.close();
+      await h?.sim.close();
+    });
+
+    it('passes, signs a result, releases a JWE only the TEE key opens, and records both', async () => {
+      const { pub, priv } = teeKeyPair();
+      const a = await attest(h, { teeKey: pub });
+      expect(a.status).toBe(200);
+      expect(a.body.appraisal.checks.filter((c) => c.outcome === 'fail')).toEqual([]);
+      expect(a.body.appraisal.verdict).toBe('pass');
+      expect(a.body.appraisal.tee).toBe(tee);
+
+      const jwks = (await (await fetch(`${h.v.url}/.well-known/jwks.json`)).json()) as { keys: [] };
+      const claims = await verifyResult(a.body.result, jwks, { now: h.clock.now });
+      expect(claims).toMatchObject({ sub: h.sim.nodeName, verdict: 'pass', tee, jti: a.body.recordId });
+
+      const k = await releaseKey(h, h.sim.nodeName, a.body.result);
+      expect(k.status).toBe(200);
+      const { plaintext } = await compactDecrypt(k.body.jwe, priv);
+      const master = Buffer.from(readFileSync(h.config.keyBroker.masterSecretFile, 'utf8').trim(), 'hex');
+      const expected = deriveDiskKey(master, { clusterId: 'flow-cluster', machine: `${h.sim.nodeName}-machine`, name: h.sim.nodeName, epoch: 0 });
+      expect(Buffer.from(plaintext).toString('hex')).toBe(Buffer.from(expected).toString('hex'));
+      // Another key cannot open it.
+      await expect(compactDecrypt(k.body.jwe, teeKeyPair().priv)).rejects.toThrow();
+
+      const rec = await fetch(`${h.v.url}/v1/records?node=${h.sim.nodeName}`, { headers: { authorization: `Bearer ${adminToken}` } });
+      const page = (await rec.json()) as { records: Array<{ record: { kind: string; id: string } }> };
+      expect(page.records.map((r) => r.record.kind)).toEqual(expect.arrayContaining(['appraisal', 'key-release']));
+      expect(page.records.find((r) => r.record.kind === 'appraisal')!.record.id).toBe(a.body.recordId);
+    });
+
+    it('refuses a replayed nonce', async () => {
+      const first = await attest(h);
+      expect(first.status).toBe(200);
+      const again = await attest(h, { nonce: first.nonce });
+      expect(again.status).toBe(401);
+      expect(again.body.code).toBe('PROTOCOL_NONCE_REPLAYED');
+    });
+
+    it('refuses an expired challenge', async () => {
+      const c = await challenge(h);
+      h.clock.now = new Date(h.clock.now.getTime() + (h.config.challenge.ttlSeconds + 1) * 1000);
+      const late = await attest(h, { nonce: c.nonce });
+      expect(late.status).toBe(401);
+      expect(late.body.code).toBe('PROTOCOL_NONCE_EXPIRED');
+    });
+
+    it('refuses a result after it expired, and another node’s key', async () => {
+      const a = await attest(h);
+      expect(a.body.appraisal.verdict).toBe('pass');
+      const other = await releaseKey(h, 'someone-else', a.body.result);
+      expect(other.status).toBe(403);
+      expect(other.body.code).toBe('KEYS_NODE_MISMATCH');
+      const exp = decodeJwt(a.body.result).exp!;
+      h.clock.now = new Date((exp + 1) * 1000);
+      const late = await releaseKey(h, h.sim.nodeName, a.body.result);
+      expect(late.status).toBe(401);
+      expect(late.body.code).toBe('PROTOCOL_RESULT_EXPIRED');
+    });
+
+    it('refuses a teeKey other than the bound one', async () => {
+      const a = await attest(h);
+      const wrong = await releaseKey(h, h.sim.nodeName, a.body.result, { teeKey: teeKeyPair().pub });
+      expect(wrong.status).toBe(403);
+      expect(wrong.body.code).toBe('KEYS_TEE_KEY_MISMATCH');
+    });
+
+    it('records a failed appraisal and refuses its result at the key broker', async () => {
+      const bad = await attest(h, { tamper: { pcr: { index: 7, value: 'ab'.repeat(32) } } });
+      expect(bad.status).toBe(200);
+      expect(bad.body.appraisal.verdict).toBe('fail');
+      const failedCheck = bad.body.appraisal.checks.find((c) => c.outcome === 'fail')!;
+      expect(failedCheck.name).toBeTruthy();
+      expect(failedCheck.code).toBeTruthy();
+      const k = await releaseKey(h, h.sim.nodeName, bad.body.result);
+      expect(k.status).toBe(403);
+      expect(k.body.code).toBe('KEYS_RESULT_FAILED');
+    });
+
+    it('refuses keys to a revoked node, recording the refusal', async () => {
+      const name = `${tee}-revoked-0`;
+      const a = await attest(h, { nodeName: name });
+      expect(a.body.appraisal.verdict).toBe('pass');
+      const rv = await fetch(`${h.v.url}/v1/nodes/${name}/revoke`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${adminToken}` }, body: JSON.stringify({ reason: 'Machine deleted' }) });
+      expect(rv.status).toBe(200);
+      const k = await releaseKey(h, name, a.body.result);
+      expect(k.status).toBe(403);
+      expect(k.body.code).toBe('KEYS_NODE_REVOKED');
+      const rec = await fetch(`${h.v.url}/v1/records?node=${name}&kind=key-release`, { headers: { authorization: `Bearer ${adminToken}` } });
+      const page = (await rec.json()) as { records: Array<{ record: { verdict: string; body: { code: string } } }> };
+      expect(page.records.at(-1)!.record).toMatchObject({ verdict: 'fail', body: { code: 'KEYS_NODE_REVOKED' } });
+    });
+
+    it('keeps chains that the offline audit verifies, and detects a tampered record', async () => {
+      const store = h.config.store.kind === 'sqlite' ? h.config.store.path : '';
+      const ok = cli(['audit', 'verify', '--store', store, '--keys', h.config.signing.keysDir, '--json']);
+      expect(ok.stderr).toBe('');
+      expect(ok.status).toBe(0);
+      const report = JSON.parse(ok.stdout) as { verified: boolean; chains: Array<{ log: string; ok: boolean; count: number }> };
+      expect(report.verified).toBe(true);
+      expect(report.chains.find((c) => c.log === 'appraisals')!.count).toBeGreaterThan(3);
+
+      // Re-run every stored appraisal offline at its record time: the verdicts (passes and the tampered-PCR
+      // failure) come out the same.
+      const trustArgs = [
+        ...h.config.trust.snpTestRoots.flatMap((f) => ['--snp-test-root', f]),
+        ...h.config.trust.tdxTestRoots.flatMap((f) => ['--tdx-test-root', f]),
+        ...(h.config.trust.tdxCollateralDir ? ['--tdx-collateral', h.config.trust.tdxCollateralDir] : []),
+      ];
+      const re = cli(['audit', 'verify', '--store', store, '--keys', h.config.signing.keysDir, '--reappraise', '--policy', h.config.policy.file!, ...trustArgs, '--json']);
+      expect(re.stderr).toBe('');
+      expect(re.status).toBe(0);
+      const reappraised = (JSON.parse(re.stdout) as { reappraisals: Array<{ recorded: string; now: string; same: boolean }> }).reappraisals;
+      expect(reappraised.length).toBe(report.chains.find((c) => c.log === 'appraisals')!.count);
+      expect(reappraised.every((r) => r.same)).toBe(true);
+      expect(reappraised.some((r) => r.recorded === 'fail')).toBe(true);
+      // Under a policy the records were not made with, nothing is silently compared.
+      const otherPolicy = join(h.dir, 'other-policy.yaml');
+      writeFileSync(otherPolicy, readFileSync(h.config.policy.file!, 'utf8').replace(/^name: .*$/m, 'name: another-policy'));
+      const other = cli(['audit', 'verify', '--store', store, '--keys', h.config.signing.keysDir, '--reappraise', '--policy', otherPolicy, ...trustArgs, '--json']);
+      expect(other.status).toBe(1);
+      expect((JSON.parse(other.stdout) as { error: { code: string } }).error.code).toBe('AUDIT_REAPPRAISAL_DIFFERS');
+
+      // Rewrite one stored appraisal's verdict column, as someone with write access to the file might.
+      const db = new Database(store);
+      const row = db.prepare("SELECT id, seq FROM records WHERE log = 'appraisals' AND verdict = 'fail' LIMIT 1").get() as { id: string; seq: number };
+      db.prepare("UPDATE records SET verdict = 'pass' WHERE id = ?").run(row.id);
+      db.close();
+      const bad = cli(['audit', 'verify', '--store', store, '--keys', h.config.signing.keysDir, '--json']);
+      expect(bad.status).toBe(1);
+      const out = JSON.parse(bad.stdout) as { verified: boolean; error: { code: string; details: { chains: Array<{ log: string; ok: boolean; firstBadSeq?: number }> } } };
+      expect(out.verified).toBe(false);
+      const chain = out.error.details.chains.find((c) => c.log === 'appraisals')!;
+      expect(chain.ok).toBe(false);
+      expect(chain.firstBadSeq).toBe(row.seq);
+    });
+  });
+}
+
+// keep the import used in type position only
+void importJWK;
