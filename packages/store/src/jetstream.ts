@@ -149,6 +149,7 @@ export class JetStreamRecordStore implements RecordStore {
     }
     return serialize(this.queues, draft.log, async () => {
       let transient = 0;
+      let headMissing = false;
       for (let attempt = 0; attempt < this.maxRetries; attempt++) {
         let head: { seq: number; jws: string } | null;
         try {
@@ -158,10 +159,16 @@ export class JetStreamRecordStore implements RecordStore {
           throw io(e, `reading the head of log ${draft.log}`);
         }
         if (head === null && (await this.jsm.direct.getMessage(this.stream, { seq: 1, next_by_subj: subject }).catch(() => null)) !== null) {
-          // Seen on nats-server 2.9 after the newest message of a subject was deleted: no "last" message although
-          // older ones remain. Building on an empty head would fork the chain at seq 1; refuse instead.
+          // Either another replica appended the first record between our two reads (read the head again), or,
+          // when a second read still finds no head although records exist, the newest message of the subject was
+          // deleted (seen on nats-server 2.9). Building on an empty head would fork the chain at seq 1: refuse.
+          if (!headMissing) {
+            headMissing = true;
+            continue;
+          }
           throw new JoinguardError('STORE_HEAD_UNREADABLE', `log ${draft.log} holds records but the server reports no last record (was the newest one deleted?); refusing to fork the chain`, { log: draft.log }, { kind: 'internal' });
         }
+        headMissing = false;
         const headRecord = head === null ? undefined : decodeRecordJws(head.jws);
         // An earlier attempt whose acknowledgement was lost may already have landed.
         if (head !== null && headRecord?.id === fixed.id) return { record: headRecord, jws: head.jws };

@@ -188,6 +188,21 @@ export function runStoreContract(makeHarness: () => Promise<StoreHarness>): void
       }
     }));
 
+  it('starts a fresh log once when several replicas append its first record at the same moment', () =>
+    withStore(async ({ h, s, key }) => {
+      const replicas = [s, await h.open({ signer: signerOf(key) }), await h.open({ signer: signerOf(key) })];
+      try {
+        const logs = Array.from({ length: 12 }, (_, i) => `fresh-${i}`);
+        await Promise.all(logs.flatMap((log, l) => replicas.map((r, i) => r.append(draft(l * 3 + i, { log })))));
+        for (const log of logs) {
+          expect(await s.verifyChain(log, { keys: [key.publicJwk] })).toEqual({ ok: true, log, count: 3 });
+        }
+      } finally {
+        await replicas[1]!.close();
+        await replicas[2]!.close();
+      }
+    }));
+
   it('consumes a nonce once, across replicas, and refuses expired ones', async () => {
     const h = await makeHarness();
     const key = await generateSigningKey();
