@@ -173,7 +173,7 @@ export class JetStreamRecordStore implements RecordStore {
         // An earlier attempt whose acknowledgement was lost may already have landed.
         if (head !== null && headRecord?.id === fixed.id) return { record: headRecord, jws: head.jws };
         const record = buildRecord(draft, fixed, (headRecord?.seq ?? 0) + 1, head === null ? GENESIS_PREV : payloadHash(head.jws));
-        const jws = await signRecord(record, this.signer);
+        const { jws } = signRecord(record, this.signer);
         const maxPayload = this.nc.info?.max_payload ?? 1024 * 1024;
         if (jws.length > maxPayload - 1024) {
           throw inputError('STORE_RECORD_TOO_LARGE', `record is ${jws.length} bytes signed, more than the NATS max_payload (${maxPayload}) allows; store large evidence as a blob and keep its digest`, {

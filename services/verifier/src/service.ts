@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import type { JSONWebKeySet, JWK } from 'jose';
 import { JoinguardError, inputError, reject } from '@joinguard/core';
 import {
@@ -114,7 +114,23 @@ export class Verifier {
     const outcome = expected ? await appraiseWithExpectedBinding(evidence, ctx, expected) : await appraiseEvidence(evidence, ctx);
     const { appraisal } = outcome;
 
+    // Node state first, naming the record it is about to point to: the record's commit is the fsync that makes
+    // both durable before the reply (a failed append leaves a state naming a record that does not exist, which
+    // no key release accepts, and the next appraisal overwrites it).
+    const recordId = randomUUID();
+    const previous = await this.d.store.getNode(appraisal.node);
+    await this.d.store.putNode(appraisal.node, {
+      revoked: previous?.revoked ?? false,
+      ...(previous?.revokedAt ? { revokedAt: previous.revokedAt } : {}),
+      ...(previous?.revokedReason ? { revokedReason: previous.revokedReason } : {}),
+      lastVerdict: appraisal.verdict,
+      lastVerifiedAt: now.toISOString(),
+      lastRecordId: recordId,
+      tee: appraisal.tee,
+      ...(evidence.runtimeData.machine ? { machine: evidence.runtimeData.machine } : previous?.machine ? { machine: previous.machine } : {}),
+    });
     const record = await this.d.store.append({
+      id: recordId,
       kind: 'appraisal',
       log: LOGS.appraisal,
       time: now.toISOString(),
@@ -142,18 +158,6 @@ export class Verifier {
     };
     const key = this.d.keys.active;
     const result = await signResult(claims, key.privateKey, key.kid, { alg: key.alg });
-
-    const previous = await this.d.store.getNode(appraisal.node);
-    await this.d.store.putNode(appraisal.node, {
-      revoked: previous?.revoked ?? false,
-      ...(previous?.revokedAt ? { revokedAt: previous.revokedAt } : {}),
-      ...(previous?.revokedReason ? { revokedReason: previous.revokedReason } : {}),
-      lastVerdict: appraisal.verdict,
-      lastVerifiedAt: now.toISOString(),
-      lastRecordId: record.record.id,
-      tee: appraisal.tee,
-      ...(evidence.runtimeData.machine ? { machine: evidence.runtimeData.machine } : previous?.machine ? { machine: previous.machine } : {}),
-    });
 
     this.d.metrics.appraisals.inc({ tee: appraisal.tee, verdict: appraisal.verdict });
     this.d.metrics.appraisalSeconds.observe({ tee: appraisal.tee }, Number(process.hrtime.bigint() - started) / 1e9);
@@ -231,8 +235,10 @@ export class Verifier {
     if (!isNodeName(name)) throw inputError('REQUEST_INVALID', `${name} is not a valid node name`, {});
     const now = this.now();
     const previous = await this.d.store.getNode(name);
+    // State before record, as in attest(): the revocation record's commit makes both durable before the reply.
+    const state = await this.d.store.putNode(name, { ...(previous ?? {}), revoked: true, revokedAt: now.toISOString(), revokedReason: reason });
     await this.d.store.append({ kind: 'revocation', log: LOGS.revocation, time: now.toISOString(), node: name, body: { reason, by } });
-    return this.d.store.putNode(name, { ...(previous ?? {}), revoked: true, revokedAt: now.toISOString(), revokedReason: reason });
+    return state;
   }
 
   async records(q: RecordQuery): Promise<RecordPage> {
