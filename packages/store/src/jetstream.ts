@@ -342,6 +342,30 @@ export class JetStreamRecordStore implements RecordStore {
     return s;
   }
 
+  async updateNode(name: string, update: (current: NodeState | undefined) => NodeStateInput): Promise<NodeState> {
+    checkNodeName(name);
+    for (let attempt = 0; attempt < this.maxRetries; attempt++) {
+      let entry;
+      try {
+        entry = await this.nodes.get(name);
+      } catch (e) {
+        throw io(e, `reading node ${name}`);
+      }
+      const current = entry === null || entry.operation !== 'PUT' ? undefined : (entry.json() as NodeState);
+      const next = makeNodeState(name, update(current));
+      try {
+        // Compare-and-set on the KV revision: a concurrent writer makes this fail, and we start from its state.
+        if (entry === null) await this.nodes.create(name, JSON.stringify(next));
+        else await this.nodes.update(name, JSON.stringify(next), entry.revision);
+        return next;
+      } catch (e) {
+        if (apiCode(e) !== WRONG_LAST_SEQUENCE) throw io(e, `writing node ${name}`);
+        await sleep(Math.floor(Math.random() * Math.min(50, 2 * (attempt + 1))));
+      }
+    }
+    throw new JoinguardError('STORE_CONFLICT', `jetstream store: node ${name} kept changing; gave up after ${this.maxRetries} attempts`, { name }, { kind: 'internal' });
+  }
+
   async listNodes(): Promise<NodeState[]> {
     const out: NodeState[] = [];
     try {

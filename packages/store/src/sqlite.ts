@@ -1,5 +1,5 @@
 import Database from 'better-sqlite3';
-import type { Database as Db, Statement } from 'better-sqlite3';
+import type { Database as Db, Statement, Transaction } from 'better-sqlite3';
 import type { JSONWebKeySet } from 'jose';
 import { JoinguardError, inputError } from '@joinguard/core';
 import type { AuditRecord, NodeState, RecordDraft, RecordPage, RecordQuery, SignedRecord } from '@joinguard/protocol';
@@ -101,6 +101,7 @@ export class SqliteRecordStore implements RecordStore {
   private readonly maxRecordBytes: number;
   private readonly st: Record<'last' | 'insert' | 'byId' | 'chain' | 'logs' | 'nonceGc' | 'nonceAdd' | 'nodeGet' | 'nodePut' | 'nodeList', Statement>;
   private readonly insertIfHead: (log: string, expectedLast: number, rows: Omit<Row, 'pos'>[]) => boolean;
+  private readonly nodeUpdate: Transaction<(name: string, update: (current: NodeState | undefined) => NodeStateInput) => NodeState>;
   private readonly pending = new Map<string, Pending[]>();
   private lastNonceGc = 0;
   private readonly draining = new Map<string, Promise<void>>();
@@ -144,6 +145,12 @@ export class SqliteRecordStore implements RecordStore {
       if ((head?.seq ?? 0) !== expectedLast) return false;
       for (const row of rows) this.st.insert.run(row);
       return true;
+    });
+    this.nodeUpdate = this.db.transaction((name: string, update: (current: NodeState | undefined) => NodeStateInput) => {
+      const row = this.st.nodeGet.get(name) as { state: string } | undefined;
+      const next = makeNodeState(name, update(row === undefined ? undefined : (JSON.parse(row.state) as NodeState)));
+      this.st.nodePut.run(name, JSON.stringify(next));
+      return next;
     });
     // IMMEDIATE takes the write lock up front, so two processes cannot both read the same head.
     this.insertIfHead = (log, expectedLast, rows) => {
@@ -373,6 +380,12 @@ export class SqliteRecordStore implements RecordStore {
       throw io(e, 'writing node state');
     }
     return s;
+  }
+
+  async updateNode(name: string, update: (current: NodeState | undefined) => NodeStateInput): Promise<NodeState> {
+    checkNodeName(name);
+    // IMMEDIATE holds the write lock from the read to the write, so another process cannot slip in between.
+    return this.nodeUpdate.immediate(name, update);
   }
 
   async listNodes(): Promise<NodeState[]> {

@@ -37,6 +37,12 @@ export interface RecordStore {
   consumeNonce(nonce: string, expiresAt: Date): Promise<boolean>;
   getNode(name: string): Promise<NodeState | undefined>;
   putNode(name: string, state: NodeStateInput): Promise<NodeState>;
+  /**
+   * Atomic read-modify-write of a node's state: `update` gets the current state (undefined for a new node) and
+   * returns the new one; a concurrent write by another replica makes the store call `update` again on the newer
+   * state, so no write is lost (an appraisal can never undo a revocation it raced with). `update` must be pure.
+   */
+  updateNode(name: string, update: (current: NodeState | undefined) => NodeStateInput): Promise<NodeState>;
   listNodes(): Promise<NodeState[]>;
   close(): Promise<void>;
 }

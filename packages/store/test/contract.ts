@@ -228,6 +228,29 @@ export function runStoreContract(makeHarness: () => Promise<StoreHarness>): void
     }
   });
 
+  it('never loses a node-state write under concurrent read-modify-writes from several replicas', () =>
+    withStore(async ({ h, s, key }) => {
+      const replicas = [s, await h.open({ signer: signerOf(key) }), await h.open({ signer: signerOf(key) })];
+      try {
+        // Appraisals keep whatever revocation they read; one revocation lands in the middle of them.
+        const appraise = (r: RecordStore, i: number) =>
+          r.updateNode('worker-0', (cur) => ({ ...(cur ?? { revoked: false }), lastVerdict: 'pass', lastRecordId: `rec-${i}` }));
+        const revoke = (r: RecordStore) =>
+          r.updateNode('worker-0', (cur) => ({ ...(cur ?? {}), revoked: true, revokedAt: '2026-11-23T11:00:00.000Z', revokedReason: 'machine deleted' }));
+        await Promise.all([...Array.from({ length: 10 }, (_, i) => appraise(replicas[i % 3]!, i)), revoke(replicas[1]!), ...Array.from({ length: 10 }, (_, i) => appraise(replicas[(i + 1) % 3]!, 10 + i))]);
+        const final = await s.getNode('worker-0');
+        expect(final?.revoked).toBe(true);
+        expect(final?.revokedReason).toBe('machine deleted');
+        expect(final?.lastRecordId).toMatch(/^rec-[0-9]+$/);
+        expect(await codeOf(s.updateNode('Bad_Name', () => ({ revoked: false })))).toBe('STORE_BAD_NODE_NAME');
+        expect(await codeOf(s.updateNode('worker-0', () => ({ revoked: 'no' as never })))).toBe('STORE_BAD_NODE_STATE');
+        expect((await s.getNode('worker-0'))?.revoked).toBe(true);
+      } finally {
+        await replicas[1]!.close();
+        await replicas[2]!.close();
+      }
+    }));
+
   it('keeps node state', () =>
     withStore(async ({ s }) => {
       expect(await s.getNode('worker-0')).toBeUndefined();

@@ -117,9 +117,9 @@ export class Verifier {
     // Node state first, naming the record it is about to point to: the record's commit is the fsync that makes
     // both durable before the reply (a failed append leaves a state naming a record that does not exist, which
     // no key release accepts, and the next appraisal overwrites it).
+    // updateNode is a compare-and-set, so an appraisal racing a revocation keeps the revocation.
     const recordId = randomUUID();
-    const previous = await this.d.store.getNode(appraisal.node);
-    await this.d.store.putNode(appraisal.node, {
+    await this.d.store.updateNode(appraisal.node, (previous) => ({
       revoked: previous?.revoked ?? false,
       ...(previous?.revokedAt ? { revokedAt: previous.revokedAt } : {}),
       ...(previous?.revokedReason ? { revokedReason: previous.revokedReason } : {}),
@@ -128,7 +128,7 @@ export class Verifier {
       lastRecordId: recordId,
       tee: appraisal.tee,
       ...(evidence.runtimeData.machine ? { machine: evidence.runtimeData.machine } : previous?.machine ? { machine: previous.machine } : {}),
-    });
+    }));
     const record = await this.d.store.append({
       id: recordId,
       kind: 'appraisal',
@@ -234,9 +234,8 @@ export class Verifier {
   async revoke(name: string, reason: string, by: string): Promise<NodeState> {
     if (!isNodeName(name)) throw inputError('REQUEST_INVALID', `${name} is not a valid node name`, {});
     const now = this.now();
-    const previous = await this.d.store.getNode(name);
     // State before record, as in attest(): the revocation record's commit makes both durable before the reply.
-    const state = await this.d.store.putNode(name, { ...(previous ?? {}), revoked: true, revokedAt: now.toISOString(), revokedReason: reason });
+    const state = await this.d.store.updateNode(name, (previous) => ({ ...(previous ?? {}), revoked: true, revokedAt: now.toISOString(), revokedReason: reason }));
     await this.d.store.append({ kind: 'revocation', log: LOGS.revocation, time: now.toISOString(), node: name, body: { reason, by } });
     return state;
   }
