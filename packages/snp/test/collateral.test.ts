@@ -7,6 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { readVector } from '@joinguard/core/testing';
 import { isJoinguardError } from '@joinguard/core';
 import { collateralForReport, decodeReport, KdsClient, kdsVcekPath, parseRetryAfter, SnpErrorCode, verifyReport } from '../src/index.js';
+import { createTestAuthority, createTestCrl, issueTestLeaf, makeTestReport, type TestAuthority } from '../src/testing.js';
 
 /** A KDS double on 127.0.0.1 serving KDS-shaped URLs from the vectors; `plan` scripts 429 answers. */
 let server: Server;
@@ -17,6 +18,10 @@ const report = readVector('snp/gosevguest_milan_v2/report.bin');
 const decoded = decodeReport(report);
 const vcekPath = kdsVcekPath('milan', decoded.chipId, { bootloader: 2, tee: 0, snp: 5, microcode: 68 });
 let dirs: string[] = [];
+/** A real (test-ARK-signed) CRL served at the Genoa CRL path, to exercise the CRL cache's ageing. */
+let genoaCrl: Uint8Array = new Uint8Array(0);
+/** A simulated Genoa platform whose VCEK and chain the KDS double serves too. */
+let sim: { auth: TestAuthority; report: Uint8Array; vcek: Uint8Array; vcekPath: string };
 const tmp = () => {
   const d = mkdtempSync(join(tmpdir(), 'snp-kds-'));
   dirs.push(d);
@@ -39,6 +44,15 @@ beforeAll(async () => {
     } else if (url === '/vcek/v1/Milan/cert_chain') {
       res.writeHead(200, { 'Content-Type': 'application/x-pem-file' });
       res.end(readVector('snp/amd_roots/ask_ark_milan.pem'));
+    } else if (url === sim.vcekPath) {
+      res.writeHead(200);
+      res.end(sim.vcek);
+    } else if (url === '/vcek/v1/Genoa/cert_chain') {
+      res.writeHead(200);
+      res.end(`${sim.auth.ask.pem}\n${sim.auth.ark.pem}\n`);
+    } else if (url === '/vcek/v1/Genoa/crl') {
+      res.writeHead(200, { 'Content-Type': 'application/pkix-crl' });
+      res.end(genoaCrl);
     } else if (url === '/vcek/v1/Milan/crl') {
       res.writeHead(200);
       res.end('not a crl');
@@ -47,6 +61,12 @@ beforeAll(async () => {
       res.end();
     }
   });
+  const auth = await createTestAuthority({ product: 'genoa', withAsvk: false });
+  genoaCrl = await createTestCrl(auth, ['1234'], new Date('2026-11-01T00:00:00Z'), new Date('2026-12-01T00:00:00Z'));
+  const chipId = new Uint8Array(64).fill(0x3c);
+  const tcb = { bootloader: 9, tee: 0, snp: 21, microcode: 72 };
+  const leaf = await issueTestLeaf(auth, { chipId, tcb });
+  sim = { auth, report: makeTestReport({ product: 'genoa', chipId, reportedTcb: tcb }, leaf.privateKey), vcek: leaf.der, vcekPath: kdsVcekPath('genoa', chipId, tcb) };
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 });
@@ -126,9 +146,57 @@ describe('AMD KDS client', () => {
   it('HTTP errors and malformed bodies are reported, and not cached', async () => {
     const cacheDir = tmp();
     const client = new KdsClient({ baseUrl: base, cacheDir });
-    expect(await codeOfAsync(client.certChain('genoa', 'vcek'))).toBe(SnpErrorCode.KDS_HTTP_ERROR);
+    expect(await codeOfAsync(client.certChain('turin', 'vcek'))).toBe(SnpErrorCode.KDS_HTTP_ERROR);
     expect(await codeOfAsync(client.crl('milan', 'vcek'))).toBe(SnpErrorCode.KDS_BAD_RESPONSE);
     expect(await codeOfAsync(new KdsClient({ baseUrl: base, cacheDir, offline: true }).crl('milan', 'vcek'))).toBe(SnpErrorCode.KDS_OFFLINE_MISS);
+  });
+
+  it('on-disk cache: CRLs are refetched after crlMaxAgeMs (VCEKs and chains never age); offline serves the stale copy', async () => {
+    const cacheDir = tmp();
+    const day = 24 * 3600 * 1000;
+    let now = Date.now();
+    const client = new KdsClient({ baseUrl: base, cacheDir, clock: () => now });
+    hits.length = 0;
+    expect(Buffer.from(await client.crl('genoa', 'vcek')).equals(Buffer.from(genoaCrl))).toBe(true);
+    await client.vcek('milan', decoded.chipId, { bootloader: 2, tee: 0, snp: 5, microcode: 68 });
+    expect(hits).toEqual(['/vcek/v1/Genoa/crl', vcekPath]);
+    hits.length = 0;
+    now += day / 2;
+    await client.crl('genoa', 'vcek');
+    expect(hits).toEqual([]); // still fresh
+    now += day;
+    await client.crl('genoa', 'vcek');
+    await client.vcek('milan', decoded.chipId, { bootloader: 2, tee: 0, snp: 5, microcode: 68 });
+    expect(hits).toEqual(['/vcek/v1/Genoa/crl']); // the CRL aged out, the VCEK did not
+    hits.length = 0;
+    now += 30 * day;
+    const offline = new KdsClient({ baseUrl: base, cacheDir, offline: true, clock: () => now });
+    expect(Buffer.from(await offline.crl('genoa', 'vcek')).equals(Buffer.from(genoaCrl))).toBe(true);
+    expect(hits).toEqual([]);
+    expect(client.cachePath(vcekPath)).toBe(join(cacheDir, vcekPath.slice(1).replace(/[?&=]/g, '_')));
+  });
+
+  it('the ARK CRL fetched from KDS is checked: a clean CRL verifies, one revoking the ASK → SNP_CERT_REVOKED', async () => {
+    const at = new Date('2026-11-15T00:00:00Z');
+    hits.length = 0;
+    const c = await collateralForReport(decodeReport(sim.report), 'genoa', new KdsClient({ baseUrl: base, cacheDir: tmp() }), { withCrl: true });
+    expect(hits).toEqual([sim.vcekPath, '/vcek/v1/Genoa/cert_chain', '/vcek/v1/Genoa/crl']);
+    const ok = verifyReport(sim.report, c, { now: at, trust: sim.auth.trust });
+    expect(ok.chain.crl?.revokedSerials.has('1234')).toBe(true);
+    const clean = genoaCrl;
+    try {
+      genoaCrl = await createTestCrl(sim.auth, [sim.auth.ask.cert.serialNumber], new Date('2026-11-01T00:00:00Z'), new Date('2026-12-01T00:00:00Z'));
+      const revoked = await collateralForReport(decodeReport(sim.report), 'genoa', new KdsClient({ baseUrl: base, cacheDir: tmp() }), { withCrl: true });
+      let code: string | undefined;
+      try {
+        verifyReport(sim.report, revoked, { now: at, trust: sim.auth.trust });
+      } catch (e) {
+        code = isJoinguardError(e) ? e.code : String(e);
+      }
+      expect(code).toBe(SnpErrorCode.CERT_REVOKED);
+    } finally {
+      genoaCrl = clean;
+    }
   });
 
   it('Retry-After as seconds or HTTP date', () => {

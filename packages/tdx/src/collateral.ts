@@ -91,7 +91,16 @@ export function bundleNextUpdate(b: CollateralBundle): Date {
   return new Date(Math.min(...dates.map((d) => (Number.isNaN(d.getTime()) ? 0 : d.getTime()))));
 }
 
-export type FetchLike = (url: string) => Promise<{ status: number; headers: { get(name: string): string | null }; arrayBuffer(): Promise<ArrayBuffer> }>;
+/**
+ * Where TDX collateral comes from. Verification takes a CollateralBundle and never fetches; a verifier
+ * depends on this interface only. PcsClient (Intel PCS v4, with cache and offline mode) implements it, and
+ * an offline bundle directory is `readCollateralBundle`.
+ */
+export interface TdxCollateralSource {
+  getCollateral(fmspc: string, ca: PckCa, now: Date): Promise<CollateralBundle>;
+}
+
+export type FetchLike = (url: string, init?: { signal?: AbortSignal }) => Promise<{ status: number; headers: { get(name: string): string | null }; arrayBuffer(): Promise<ArrayBuffer> }>;
 
 export interface PcsClientOptions {
   /** Default https://api.trustedservices.intel.com (tests point it at a loopback server). */
@@ -99,34 +108,90 @@ export interface PcsClientOptions {
   fetch?: FetchLike;
   /** Directory cache in the offline bundle layout; fresh entries are served from it without a request. */
   cacheDir?: string;
+  /**
+   * Never touch the network: `getCollateral` serves the cache directory (an offline bundle) whatever its
+   * nextUpdate (verification at the injected time decides whether it is still valid); a missing file is
+   * TDX_COLLATERAL_MISSING, and the single-item getters fail with TDX_PCS_OFFLINE.
+   */
+  offline?: boolean;
+  /** Retries after 429 or 503 (default 3). */
+  maxRetries?: number;
+  /** Longest Retry-After honoured (default 30 s); a longer one fails at once. */
+  maxRetryAfterMs?: number;
+  /** Per-request timeout (default 15 s). */
+  timeoutMs?: number;
+  sleep?: (ms: number) => Promise<void>;
+  clock?: () => number;
 }
 
-/** Intel PCS v4 client for TDX collateral: TCB info by FMSPC, TD QE identity, PCK CRL, Root CA CRL. */
-export class PcsClient {
+/** Retry-After is either delta-seconds or an HTTP date (RFC 9110 §10.2.3). */
+export function parseRetryAfter(value: string | null, nowMs: number): number | undefined {
+  if (value === null) return undefined;
+  const v = value.trim();
+  if (/^\d+$/.test(v)) return Number(v) * 1000;
+  const t = Date.parse(v);
+  if (Number.isNaN(t)) return undefined;
+  return Math.max(0, t - nowMs);
+}
+
+/**
+ * Intel PCS v4 client for TDX collateral: TCB info by FMSPC, TD QE identity, PCK CRL, Root CA CRL. It
+ * honours 429/503 with Retry-After (bounded retries and wait), caches in the offline bundle layout and
+ * has an offline mode that never touches the network.
+ */
+export class PcsClient implements TdxCollateralSource {
   private readonly baseUrl: string;
   private readonly fetchImpl: FetchLike;
   private readonly cacheDir?: string;
   private readonly memory = new Map<string, { bundle: CollateralBundle; nextUpdate: Date }>();
+  private readonly sleep: (ms: number) => Promise<void>;
+  private readonly clock: () => number;
   /** Number of HTTP requests made (for tests and metrics). */
   requests = 0;
 
-  constructor(opts: PcsClientOptions = {}) {
+  constructor(private readonly opts: PcsClientOptions = {}) {
     this.baseUrl = (opts.baseUrl ?? PCS_BASE_URL).replace(/\/+$/, '');
-    this.fetchImpl = opts.fetch ?? ((url) => fetch(url));
+    this.fetchImpl = opts.fetch ?? ((url, init) => fetch(url, init));
     this.cacheDir = opts.cacheDir;
+    this.sleep = opts.sleep ?? ((ms) => new Promise((res) => setTimeout(res, ms)));
+    this.clock = opts.clock ?? (() => Date.now());
+  }
+
+  /** One request, retried after 429/503 as Retry-After says (bounded); other statuses fail at once. */
+  private async fetchWithRetry(url: string): Promise<{ res: Awaited<ReturnType<FetchLike>>; body: Uint8Array }> {
+    const maxRetries = this.opts.maxRetries ?? 3;
+    const maxWait = this.opts.maxRetryAfterMs ?? 30_000;
+    for (let attempt = 0; ; attempt++) {
+      this.requests++;
+      let res: Awaited<ReturnType<FetchLike>>;
+      let body: Uint8Array;
+      try {
+        res = await this.fetchImpl(url, { signal: AbortSignal.timeout(this.opts.timeoutMs ?? 15_000) });
+        body = new Uint8Array(await res.arrayBuffer());
+      } catch (e) {
+        throw new JoinguardError('TDX_PCS_UNREACHABLE', `Intel PCS request ${url} failed: ${(e as Error).message}`, { url }, { kind: 'internal', cause: e });
+      }
+      if (res.status === 429 || res.status === 503) {
+        const header = res.headers.get('retry-after');
+        const wait = parseRetryAfter(header, this.clock()) ?? Math.min(maxWait, 1000 * 2 ** attempt);
+        if (attempt >= maxRetries || wait > maxWait) {
+          throw new JoinguardError(res.status === 429 ? 'TDX_PCS_RATE_LIMITED' : 'TDX_PCS_HTTP_ERROR', `Intel PCS request ${url} answered HTTP ${res.status} ${attempt + 1} times (Retry-After ${header ?? 'absent'})`, {
+            url, status: res.status, attempts: attempt + 1, retryAfterMs: wait,
+          }, { kind: 'internal' });
+        }
+        await this.sleep(wait);
+        continue;
+      }
+      return { res, body };
+    }
   }
 
   private async get(path: string, chainHeader?: string): Promise<{ body: Uint8Array; issuerChain?: string }> {
     const url = `${this.baseUrl}${path}`;
-    this.requests++;
-    let res: Awaited<ReturnType<FetchLike>>;
-    let body: Uint8Array;
-    try {
-      res = await this.fetchImpl(url);
-      body = new Uint8Array(await res.arrayBuffer());
-    } catch (e) {
-      throw new JoinguardError('TDX_PCS_UNREACHABLE', `Intel PCS request ${url} failed: ${(e as Error).message}`, { url }, { kind: 'internal', cause: e });
+    if (this.opts.offline) {
+      throw new JoinguardError('TDX_PCS_OFFLINE', `offline mode: Intel PCS is not asked for ${path}`, { path }, { kind: 'input' });
     }
+    const { res, body } = await this.fetchWithRetry(url);
     if (res.status !== 200) {
       throw new JoinguardError('TDX_PCS_HTTP_ERROR', `Intel PCS request ${url} answered HTTP ${res.status}`, { url, status: res.status }, { kind: 'internal' });
     }
@@ -164,11 +229,16 @@ export class PcsClient {
 
   /**
    * The collateral for one platform, from memory, then the cache directory, then PCS; a cached bundle
-   * is used only while `now` is before its earliest nextUpdate.
+   * is used only while `now` is before its earliest nextUpdate. Offline, the cache directory is the
+   * only source and is served as it is (see `offline`).
    */
   async getCollateral(fmspc: string, ca: PckCa, now: Date): Promise<CollateralBundle> {
     const f = checkFmspc(fmspc);
     const key = `${f}/${ca}`;
+    if (this.opts.offline) {
+      if (!this.cacheDir) throw inputError('TDX_COLLATERAL_MISSING', 'offline mode without a collateral directory', { fmspc: f, ca });
+      return readCollateralBundle(this.cacheDir, f, ca);
+    }
     const mem = this.memory.get(key);
     if (mem && now < mem.nextUpdate) return mem.bundle;
     if (this.cacheDir) {

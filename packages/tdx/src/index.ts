@@ -20,7 +20,7 @@ export type {
   CollateralBundle, VerifiedCollateral, PckCa, TdxTcbPolicy, TdxClaims, TdxVerification, VerifyQuoteOptions, VerifyQuoteFullOptions,
   QuoteSignatureCheckOptions, CheckedPckChain, VerifyCollateralOptions,
 } from './verify.js';
-export { PcsClient, PCS_BASE_URL, BUNDLE_FILES, readCollateralBundle, writeCollateralBundle, bundleNextUpdate } from './collateral.js';
-export type { PcsClientOptions, FetchLike } from './collateral.js';
+export { PcsClient, PCS_BASE_URL, BUNDLE_FILES, readCollateralBundle, writeCollateralBundle, bundleNextUpdate, parseRetryAfter } from './collateral.js';
+export type { PcsClientOptions, FetchLike, TdxCollateralSource } from './collateral.js';
 export { compareRtmrs, verifyCcel } from './rtmr.js';
 export type { Rtmrs } from './rtmr.js';

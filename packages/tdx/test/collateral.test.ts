@@ -6,21 +6,22 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readVector, readVectorText } from '@joinguard/core/testing';
 import type { JoinguardError } from '@joinguard/core';
-import { PcsClient, verifyCollateral, readCollateralBundle, bundleNextUpdate } from '../src/index.js';
+import { PcsClient, verifyCollateral, readCollateralBundle, bundleNextUpdate, parseRetryAfter, type TdxCollateralSource } from '../src/index.js';
 
 const FMSPC = '50806f000000';
 const requests: string[] = [];
 let server: Server;
 let base = '';
-let failNext = 0;
+/** Scripted answers before the real ones: each entry is one HTTP status with its Retry-After header (if any). */
+let script: { status: number; retryAfter?: string }[] = [];
 
 beforeAll(async () => {
   // A loopback stand-in for Intel PCS v4 serving the published collateral with PCS's headers (URL-encoded chains).
   server = createServer((req, res) => {
     requests.push(req.url ?? '');
-    if (failNext > 0) {
-      failNext--;
-      res.writeHead(503).end();
+    const scripted = script.shift();
+    if (scripted) {
+      res.writeHead(scripted.status, scripted.retryAfter === undefined ? {} : { 'Retry-After': scripted.retryAfter }).end();
       return;
     }
     const url = new URL(req.url ?? '/', 'http://x');
@@ -52,7 +53,7 @@ afterAll(async () => {
 describe('Intel PCS v4 client against a loopback PCS', () => {
   it('fetches TCB info, QE identity, PCK CRL and Root CA CRL with their issuer chains; the result verifies', async () => {
     requests.length = 0;
-    const pcs = new PcsClient({ baseUrl: base });
+    const pcs: TdxCollateralSource = new PcsClient({ baseUrl: base });
     const bundle = await pcs.getCollateral(FMSPC, 'platform', new Date('2023-07-01T00:00:00Z'));
     expect(requests.sort()).toEqual(['/sgx/certification/v4/pckcrl?ca=platform&encoding=der', '/sgx/certification/v4/rootcacrl', `/tdx/certification/v4/qe/identity`, `/tdx/certification/v4/tcb?fmspc=${FMSPC}`].sort());
     expect(Buffer.from(bundle.rootCaCrl).equals(Buffer.from(readVector('tdx/intel_roots/root_ca_crl.der')))).toBe(true);
@@ -83,8 +84,8 @@ describe('Intel PCS v4 client against a loopback PCS', () => {
   });
 
   it('HTTP errors, unknown FMSPCs and bad arguments are reported with codes', async () => {
-    const pcs = new PcsClient({ baseUrl: base });
-    failNext = 1;
+    const pcs = new PcsClient({ baseUrl: base, maxRetries: 0 });
+    script = [{ status: 503 }];
     await expect(pcs.getQeIdentity()).rejects.toMatchObject({ code: 'TDX_PCS_HTTP_ERROR', details: { status: 503 } });
     await expect(pcs.getTcbInfo('00806f050000')).rejects.toMatchObject({ code: 'TDX_PCS_HTTP_ERROR', details: { status: 404 } });
     await expect(pcs.getTcbInfo('not-an-fmspc')).rejects.toMatchObject({ code: 'TDX_COLLATERAL_BAD_REQUEST' });
@@ -96,5 +97,62 @@ describe('Intel PCS v4 client against a loopback PCS', () => {
     const pcs = new PcsClient({ fetch: async () => ({ status: 200, headers: { get: () => null }, arrayBuffer: async () => new ArrayBuffer(2) }) });
     const e = (await pcs.getTcbInfo(FMSPC).then(() => undefined, (x: unknown) => x)) as JoinguardError;
     expect(e.code).toBe('TDX_COLLATERAL_MALFORMED');
+  });
+
+  it('429 with Retry-After: waits as told (seconds or HTTP date), retries, then succeeds', async () => {
+    requests.length = 0;
+    const t0 = Date.parse('2023-07-01T00:00:00Z');
+    script = [{ status: 429, retryAfter: '2' }, { status: 429, retryAfter: new Date(t0 + 5000).toUTCString() }];
+    const waits: number[] = [];
+    const pcs = new PcsClient({ baseUrl: base, sleep: async (ms) => void waits.push(ms), clock: () => t0 });
+    const { tcbInfo } = await pcs.getTcbInfo(FMSPC);
+    expect(tcbInfo).toContain('"tcbInfo"');
+    expect(waits).toEqual([2000, 5000]);
+    expect(requests).toEqual(new Array(3).fill(`/tdx/certification/v4/tcb?fmspc=${FMSPC}`));
+    expect(pcs.requests).toBe(3);
+  });
+
+  it('429 beyond the retry bound or with a too-long Retry-After → TDX_PCS_RATE_LIMITED; 503 is retried too', async () => {
+    script = new Array(5).fill({ status: 429, retryAfter: '1' });
+    const waits: number[] = [];
+    const bounded = new PcsClient({ baseUrl: base, maxRetries: 2, sleep: async (ms) => void waits.push(ms) });
+    await expect(bounded.getRootCaCrl()).rejects.toMatchObject({ code: 'TDX_PCS_RATE_LIMITED', details: { status: 429, attempts: 3 } });
+    expect(waits).toEqual([1000, 1000]);
+    script = [{ status: 429, retryAfter: '3600' }];
+    const waits2: number[] = [];
+    const impatient = new PcsClient({ baseUrl: base, maxRetryAfterMs: 10_000, sleep: async (ms) => void waits2.push(ms) });
+    await expect(impatient.getRootCaCrl()).rejects.toMatchObject({ code: 'TDX_PCS_RATE_LIMITED', details: { retryAfterMs: 3_600_000 } });
+    expect(waits2).toEqual([]);
+    script = [{ status: 503 }];
+    const waits3: number[] = [];
+    const patient = new PcsClient({ baseUrl: base, sleep: async (ms) => void waits3.push(ms) });
+    expect(Buffer.from(await patient.getRootCaCrl()).equals(Buffer.from(readVector('tdx/intel_roots/root_ca_crl.der')))).toBe(true);
+    expect(waits3).toEqual([1000]); // no Retry-After: exponential backoff from 1 s
+    script = [];
+  });
+
+  it('Retry-After parsing', () => {
+    expect(parseRetryAfter('7', 0)).toBe(7000);
+    expect(parseRetryAfter(new Date(10_000).toUTCString(), 4_000)).toBe(6000);
+    expect(parseRetryAfter(new Date(1_000).toUTCString(), 4_000)).toBe(0);
+    expect(parseRetryAfter('later', 0)).toBeUndefined();
+    expect(parseRetryAfter(null, 0)).toBeUndefined();
+  });
+
+  it('offline mode never touches the network: serves the bundle directory as it is, or fails', async () => {
+    const cacheDir = mkdtempSync(join(tmpdir(), 'jg-pcs-offline-'));
+    await new PcsClient({ baseUrl: base, cacheDir }).getCollateral(FMSPC, 'platform', new Date('2023-07-01T00:00:00Z'));
+    requests.length = 0;
+    const offline = new PcsClient({ baseUrl: base, cacheDir, offline: true });
+    // Past every nextUpdate: still served (verification at the injected time decides), never refetched.
+    const stale = await offline.getCollateral(FMSPC, 'platform', new Date('2030-01-01T00:00:00Z'));
+    expect(stale.tcbInfo).toBe(readVectorText('tdx/gotdxguest_v4_spr/tcbinfo_fmspc_50806f000000.json'));
+    await expect(verifyCollateral(stale, { now: new Date('2030-01-01T00:00:00Z') })).rejects.toMatchObject({ code: 'TDX_CRL_EXPIRED' });
+    await expect(offline.getCollateral('00806f050000', 'platform', new Date('2023-07-01T00:00:00Z'))).rejects.toMatchObject({ code: 'TDX_COLLATERAL_MISSING', kind: 'input' });
+    await expect(offline.getCollateral(FMSPC, 'processor', new Date('2023-07-01T00:00:00Z'))).rejects.toMatchObject({ code: 'TDX_COLLATERAL_MISSING' });
+    await expect(new PcsClient({ baseUrl: base, offline: true }).getCollateral(FMSPC, 'platform', new Date())).rejects.toMatchObject({ code: 'TDX_COLLATERAL_MISSING' });
+    await expect(offline.getQeIdentity()).rejects.toMatchObject({ code: 'TDX_PCS_OFFLINE', kind: 'input' });
+    expect(requests).toEqual([]);
+    expect(offline.requests).toBe(0);
   });
 });

@@ -19,6 +19,7 @@ function code(f: () => unknown): string {
 interface ExpectedQuote {
   header: { version: number; att_key_type: number; tee_type: string; qe_svn: number; pce_svn: number; qe_vendor_id: string; user_data: string };
   body_type?: number;
+  body_size?: number;
   body: Record<string, string>;
   sig_data_len: number;
   trailing_after_sig: number;
@@ -81,6 +82,16 @@ describe('decodeQuote on the published quotes', () => {
       expect(parsePemChain(cd.pckCertChainPem, 'PCK chain').map((c) => dn(c.subject))).toEqual(exp.pck_chain);
       // The signed region is header ‖ body (v5: ‖ type and size), right before the signature data length.
       expect(q.signedData.length).toBe(q.header.version === 4 ? 48 + 584 : 54 + (q.bodyType === 3 ? 648 : 584));
+      if (exp.body_size !== undefined) expect(q.signedData.length - 54, 'body_size').toBe(exp.body_size);
+    });
+
+    it(`${name}: the test compares every field the expected-fields file has (a new field fails here)`, () => {
+      const exp = expected[v.path] as unknown as Record<string, unknown>;
+      // "verify" (quote signature, QE report signature, QE binding) is asserted in verify-vectors.test.ts.
+      const compared = ['header', 'body_type', 'body_size', 'body', 'sig_data_len', 'trailing_after_sig', 'outer_cert_type', 'qe_report', 'qe_auth_data', 'inner_cert_type', 'pck_chain', 'verify'];
+      expect(Object.keys(exp).filter((k) => !compared.includes(k))).toEqual([]);
+      expect(Object.keys(exp.header as object).sort()).toEqual(['att_key_type', 'pce_svn', 'qe_svn', 'qe_vendor_id', 'tee_type', 'user_data', 'version']);
+      expect(Object.keys(exp.qe_report as object).sort()).toEqual(['attributes', 'cpusvn', 'isvprodid', 'isvsvn', 'miscselect', 'mrenclave', 'mrsigner', 'report_data']);
     });
 
     it(`${name}: inspect JSON carries the DESIGN.md field names in hex`, () => {
@@ -153,6 +164,28 @@ describe('decodeQuote rejects broken quotes with specific codes', () => {
     const v5 = readVector(QUOTES.v5.path);
     expect(code(() => decodeQuote(mut(48, 1, v5)))).toBe('TDX_QUOTE_UNSUPPORTED_BODY_TYPE');
     expect(code(() => decodeQuote(mut(48, 2, v5)))).toBe('TDX_QUOTE_MALFORMED'); // TD 1.0 type with a 648-byte size
+  });
+
+  it('tdreport.dat (a raw, unsigned 1024-byte TDREPORT, mock input) is not accepted as a quote', () => {
+    const r = readVector('tdx/gotdxguest_v4_spr/tdreport.dat');
+    expect(r.length).toBe(1024);
+    expect(code(() => decodeQuote(r))).toBe('TDX_QUOTE_UNSUPPORTED_VERSION');
+  });
+
+  it('random bytes are rejected with a decoding code (seeded)', () => {
+    let seed = 0x7d3a;
+    const rnd = () => ((seed = (seed * 1103515245 + 12345) >>> 0) >>> 16) & 0xff;
+    const codes = new Set<string>();
+    for (const len of [0, 1, 47, 48, 632, 1024, 5006, 8000]) {
+      const b = Uint8Array.from({ length: len }, rnd);
+      codes.add(code(() => decodeQuote(b)));
+      // With a valid v4 header prefix the decoder gets further but still refuses.
+      if (len >= 48) {
+        b.set(readVector(QUOTES.v4spr.path).subarray(0, 8));
+        expect(['TDX_QUOTE_TRUNCATED', 'TDX_QUOTE_MALFORMED', 'TDX_QUOTE_UNSUPPORTED_CERT_DATA']).toContain(code(() => decodeQuote(b)));
+      }
+    }
+    expect([...codes].every((c) => ['TDX_QUOTE_TRUNCATED', 'TDX_QUOTE_UNSUPPORTED_VERSION'].includes(c))).toBe(true);
   });
 
   it('the trailing bytes of the SPR quote are the marker MANIFEST describes', () => {

@@ -28,15 +28,20 @@ beforeAll(async () => {
 describe('simulated signer: byte-exact quotes accepted only under the test root', () => {
   it('v4 and v5 quotes verify with the test root as trust anchor and carry the claims', async () => {
     const coll = await testCollateral(pki, platform, T0, T1);
-    for (const version of [4, 5] as const) {
+    for (const [version, bodyType] of [[4, 2], [5, 3], [5, 2]] as const) {
       const reportData = Uint8Array.from({ length: 64 }, (_, i) => i);
-      const q = buildQuote({ version, pck, body: { teeTcbSvn: platform.teeTcbSvn, reportData, mrTd: new Uint8Array(48).fill(7) } });
+      const td15 = { teeTcbSvn2: new Uint8Array(16).fill(9), mrServiceTd: new Uint8Array(48).fill(0xaa) };
+      const q = buildQuote({ version, bodyType, pck, body: { teeTcbSvn: platform.teeTcbSvn, reportData, mrTd: new Uint8Array(48).fill(7), ...td15 } });
       const r = await verifyQuote(q, { collateral: coll, now: NOW, trustAnchor: pki.anchor });
       expect(r).toMatchObject({ verified: true, tcbStatus: 'UpToDate', qeTcbStatus: 'UpToDate', advisoryIds: [] });
       expect(r.claims.reportData).toBe(Buffer.from(reportData).toString('hex'));
       expect(r.claims.mrTd).toBe('07'.repeat(48));
       expect(r.claims.version).toBe(version);
-      expect(r.claims.bodyType).toBe(version === 5 ? 3 : 2);
+      expect(r.claims.bodyType).toBe(bodyType);
+      // TD 1.5 fields exist only in a TD 1.5 body (v5, body type 3).
+      expect(r.claims.teeTcbSvn2).toBe(bodyType === 3 ? '09'.repeat(16) : undefined);
+      expect(r.claims.mrServiceTd).toBe(bodyType === 3 ? 'aa'.repeat(48) : undefined);
+      expect(decodeQuote(q).signedData.length).toBe(version === 4 ? 48 + 584 : 54 + (bodyType === 3 ? 648 : 584));
       expect(inspectQuote(decodeQuote(q)).reportData).toBe(r.claims.reportData);
     }
   });

@@ -1,10 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { verify as cryptoVerify } from 'node:crypto';
 import { JoinguardError } from '@joinguard/core';
-import { readVector, readVectorText } from '@joinguard/core/testing';
+import { createHash } from 'node:crypto';
+import { expectedDecodedFields, readVector, readVectorText } from '@joinguard/core/testing';
 import {
   decodeQuote, verifyQuoteSignatures, verifyQuote, verifyCollateral, readCollateralBundle, parseSignedJson, parsePemChain, verifyChain,
-  intelSgxRootCa, checkTcbInfoShape, checkEnclaveIdentityShape, evaluateTdxTcb, evaluateQeIdentity, verifyCcel, compareRtmrs,
+  intelSgxRootCa, checkTcbInfoShape, checkEnclaveIdentityShape, evaluateTdxTcb, evaluateQeIdentity, verifyCcel, compareRtmrs, checkPckChain,
 } from '../src/index.js';
 import { QUOTES, assembleCollateralDir } from './vectors.js';
 
@@ -40,7 +41,42 @@ describe('published quotes: signatures, QE binding and PCK chain', () => {
       expect(chain.pckCa).toBe('platform');
       expect(chain.path[chain.path.length - 1]!.fingerprint256).toBe(intelSgxRootCa().fingerprint256);
     });
+
+    it(`${name}: each check the expected-fields file states ("verify") holds on its own`, () => {
+      const exp = (expectedDecodedFields()[v.path] as { verify: Record<string, boolean> }).verify;
+      const q = decodeQuote(readVector(v.path));
+      const sd = q.signatureData;
+      const cd = sd.certificationData;
+      const ak = (sig: Uint8Array, data: Uint8Array, key: Parameters<typeof cryptoVerify>[2]) => cryptoVerify('sha256', data, key, sig);
+      const akKey = { key: Buffer.concat([Buffer.from('3059301306072a8648ce3d020106082a8648ce3d030107034200', 'hex'), Buffer.from([4]), sd.attestationKey]), format: 'der' as const, type: 'spki' as const, dsaEncoding: 'ieee-p1363' as const };
+      const pck = checkPckChain(cd.pckCertChainPem, intelSgxRootCa());
+      const binding = createHash('sha256').update(sd.attestationKey).update(cd.qeAuthData).digest();
+      expect({
+        quote_sig: ak(sd.quoteSignature, q.signedData, akKey),
+        qe_report_sig_by_pck: ak(cd.qeReportSignature, cd.qeReport.raw, { key: pck.leafKey, dsaEncoding: 'ieee-p1363' }),
+        qe_report_data_binds_ak: binding.equals(Buffer.from(cd.qeReport.reportData.subarray(0, 32))),
+      }).toEqual(exp);
+    });
   }
+
+  it('COS-113: report_data is the 64 zero bytes of nonce.bin', () => {
+    const nonce = readVector('tdx/gotdxguest_cos113_v4_ccel/nonce.bin');
+    expect(nonce.length).toBe(64);
+    expect(Buffer.from(decodeQuote(readVector(QUOTES.cos113.path)).body.reportData).equals(Buffer.from(nonce))).toBe(true);
+  });
+
+  it('none of the published PCK leaf serials is in the published PCK Platform CRL (44 entries)', async () => {
+    const dir = assembleCollateralDir('tdx/gotdxguest_v4_spr/tcbinfo_fmspc_50806f000000.json', '50806f000000');
+    const vc = await verifyCollateral(readCollateralBundle(dir, '50806f000000', 'platform'), { now: at(QUOTES.v4spr.at) });
+    const crl = vc.crls.find((c) => c.what.startsWith('PCK CRL'))!;
+    expect(crl.revokedSerials.size).toBe(44);
+    for (const v of Object.values(QUOTES)) {
+      const leaf = parsePemChain(decodeQuote(readVector(v.path)).signatureData.certificationData.pckCertChainPem, 'PCK chain')[0]!;
+      expect(crl.revokedSerials.has(leaf.serialNumber.toLowerCase().replace(/^0+/, '')), v.path).toBe(false);
+    }
+    // The lookup is live only if both sides are normalised alike: lower-case hex without leading zeros.
+    expect([...crl.revokedSerials].every((x) => /^(0|[1-9a-f][0-9a-f]*)$/.test(x))).toBe(true);
+  });
 
   it('FMSPCs from the PCK SGX extensions are those MANIFEST names', () => {
     const fmspc = (p: string, t: string) => Buffer.from(verifyQuoteSignatures(decodeQuote(readVector(p)), { now: at(t) }).pck.fmspc).toString('hex');
@@ -66,8 +102,16 @@ describe('mutated published quotes are rejected with specific codes', () => {
   const sig = (bytes: Uint8Array, now: string = QUOTES.v4spr.at) => codeOf(() => verifyQuoteSignatures(decodeQuote(bytes), { now: at(now) }));
   const sd = 0x27c; // v4: signature data after header (48) + body (584) + length (4)
 
-  it('derived v5 RTMR0 bit flip → TDX_QUOTE_BAD_SIGNATURE', async () => {
-    expect(await sig(readVector('tdx/derived/gotdxguest_v5_rtmr0_bitflip.dat'), QUOTES.v5.at)).toBe('TDX_QUOTE_BAD_SIGNATURE');
+  it('derived v5 RTMR0 bit flip → TDX_QUOTE_BAD_SIGNATURE, while its QE parts stay valid (MANIFEST)', async () => {
+    const bytes = readVector('tdx/derived/gotdxguest_v5_rtmr0_bitflip.dat');
+    expect(await sig(bytes, QUOTES.v5.at)).toBe('TDX_QUOTE_BAD_SIGNATURE');
+    const q = decodeQuote(bytes);
+    const good = decodeQuote(readVector(QUOTES.v5.path));
+    // Quote offset 382 = v5 header and type/size (54) + RTMR0's offset in the body (328): RTMR0's first byte.
+    expect(q.body.rtmr0[0]! ^ good.body.rtmr0[0]!).toBe(1);
+    const cd = q.signatureData.certificationData;
+    const pck = checkPckChain(cd.pckCertChainPem, intelSgxRootCa());
+    expect(cryptoVerify('sha256', cd.qeReport.raw, { key: pck.leafKey, dsaEncoding: 'ieee-p1363' }, cd.qeReportSignature)).toBe(true);
   });
 
   it('MANIFEST source negatives at 0x1E (header) and 0x3C (body) = 0x32 → TDX_QUOTE_BAD_SIGNATURE', async () => {
@@ -161,6 +205,19 @@ describe('collateral from the published files (offline directory assembled in a 
     expect(ev.tdxModule).toMatchObject({ id: 'TDX_01', isvSvn: 11, tcbStatus: 'UpToDate' });
     // The whole bundle cannot be valid at one time: at 2026-02-10 the TCB Signing certificate has expired.
     expect(() => verifyChain(path, intelSgxRootCa(), at('2026-02-10T00:00:00Z'), [], 'TCB info issuer chain')).toThrow(/expired/);
+  });
+
+  it('the TD_QE identity and v5 TCB info say what MANIFEST says (id, version, tcbEval, validity, mrsigner, isvprodid, levels)', () => {
+    const qe = checkEnclaveIdentityShape(parseSignedJson<unknown>(readVectorText('tdx/intel_roots/qe_identity_td_qe_2023-06.json'), 'enclaveIdentity', 'QE identity').value);
+    expect([qe.id, qe.version, qe.tcbEvaluationDataNumber, qe.isvprodid]).toEqual(['TD_QE', 2, 15, 2]);
+    expect(qe.issueDate.slice(0, 10)).toBe('2023-06-08');
+    expect(qe.nextUpdate.slice(0, 10)).toBe('2023-07-08');
+    expect(qe.mrsigner.startsWith('DC9E2A7C') && qe.mrsigner.endsWith('A8C5')).toBe(true);
+    expect(qe.tcbLevels[0]).toMatchObject({ tcb: { isvsvn: 4 }, tcbStatus: 'UpToDate' });
+    const v5 = checkTcbInfoShape(parseSignedJson<unknown>(readVectorText('tdx/gotdxguest_v5/tcbinfo_fmspc_90c06f000000.json'), 'tcbInfo', 'TCB info').value);
+    expect([v5.tcbEvaluationDataNumber, v5.issueDate.slice(0, 10), v5.nextUpdate.slice(0, 10)]).toEqual([18, '2026-02-01', '2026-03-03']);
+    const spr = checkTcbInfoShape(parseSignedJson<unknown>(readVectorText('tdx/gotdxguest_v4_spr/tcbinfo_fmspc_50806f000000.json'), 'tcbInfo', 'TCB info').value);
+    expect([spr.version, spr.tcbEvaluationDataNumber, spr.issueDate.slice(0, 10), spr.nextUpdate.slice(0, 10)]).toEqual([3, 15, '2023-06-18', '2023-07-18']);
   });
 
   it('v5 QE against the 2023-06 TD_QE identity (the only one published): identity matches, ISVSVN 7 → UpToDate', () => {
