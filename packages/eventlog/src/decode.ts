@@ -5,7 +5,8 @@ import { EventType, Guid, HashAlg, LIMITS } from './constants.js';
 import type { SpecIdEvent, TcgEvent } from './parse.js';
 
 export interface SignatureEntry {
-  owner: string;
+  /** SignatureOwner GUID; absent for a bare certificate (shim's vendor certificate in its "Shim" authority event). */
+  owner?: string;
   /** EFI_CERT_X509: the DER certificate; hash types: the hash. */
   data: string;
   /** SHA-256 of a certificate's DER (the fingerprint a policy pins); absent for hash entries. */
@@ -39,7 +40,10 @@ export type DecodedEvent =
       variableName: string;
       unicodeName: string;
       variableData: Uint8Array;
-      /** Which bytes the digest was found to cover: the whole UEFI_VARIABLE_DATA or only VariableData. */
+      /**
+       * Which bytes the digest was found to cover: the whole UEFI_VARIABLE_DATA or only VariableData (accepted
+       * for EV_EFI_VARIABLE_BOOT only, as EDK2 measures it; the GUID and name are then not bound by the digest).
+       */
       digestCovers?: 'event' | 'variableData';
       secureBoot?: boolean;
       signatureLists?: SignatureList[];
@@ -267,22 +271,19 @@ function decodeVariable(ev: TcgEvent): { decoded: DecodedEvent; digestVerified: 
   }
   const unicodeName = Buffer.from(r.bytes(Number(nameLen) * 2, 'UnicodeName')).toString('utf16le');
   const variableData = r.bytes(Number(dataLen), 'VariableData');
-  const cover = digestsCover(ev, [ev.data, variableData]);
+  // PFP: the digest is over the whole UEFI_VARIABLE_DATA, which binds the GUID and name to the data. EDK2
+  // measures EV_EFI_VARIABLE_BOOT over VariableData alone (a known deviation every real log shows), so only
+  // for that type is the data-only form accepted. Accepting it elsewhere would let a log relabel a Boot####
+  // event (whose data starts with attribute byte 0x01) as SecureBoot = 1 with a matching digest.
+  const cover = digestsCover(ev, ev.eventType === EventType.EV_EFI_VARIABLE_BOOT ? [ev.data, variableData] : [ev.data]);
   const decoded: Extract<DecodedEvent, { kind: 'efiVariable' }> = { kind: 'efiVariable', variableName, unicodeName, variableData };
   if (cover.ok) decoded.digestCovers = cover.which === 0 ? 'event' : 'variableData';
   try {
     if (unicodeName === 'SecureBoot' && variableData.length >= 1) decoded.secureBoot = variableData[0] === 1;
     else if (SIGNATURE_DB_NAMES.has(unicodeName) && ev.eventType !== EventType.EV_EFI_VARIABLE_AUTHORITY) decoded.signatureLists = decodeSignatureLists(variableData);
-    else if (ev.eventType === EventType.EV_EFI_VARIABLE_AUTHORITY && variableData.length > 16) {
-      // An authority event carries one EFI_SIGNATURE_DATA: the owner GUID and the certificate that allowed a load.
-      const body = variableData.subarray(16);
-      decoded.signatureLists = [
-        {
-          signatureType: Guid.EFI_CERT_X509,
-          signatureTypeName: 'EFI_SIGNATURE_DATA',
-          entries: [{ owner: formatGuid(variableData.subarray(0, 16)), data: toHex(body), sha256: createHash('sha256').update(body).digest('hex') }],
-        },
-      ];
+    else if (ev.eventType === EventType.EV_EFI_VARIABLE_AUTHORITY) {
+      const lists = authorityEntry(variableData);
+      if (lists) decoded.signatureLists = lists;
     } else if (unicodeName === 'BootOrder') {
       const br = reader(variableData, 'BootOrder');
       decoded.bootOrder = [];
@@ -304,6 +305,43 @@ function decodeVariable(ev: TcgEvent): { decoded: DecodedEvent; digestVerified: 
     return { decoded: { kind: 'malformed', code: e.code, message: e.message }, digestVerified: cover.ok };
   }
   return { decoded, digestVerified: cover.ok };
+}
+
+/** Total length of the DER SEQUENCE that starts `b` (definite length, at most 3 length bytes), if it does. */
+function derSequenceLength(b: Uint8Array): number | undefined {
+  if (b.length < 2 || b[0] !== 0x30) return undefined;
+  const first = b[1]!;
+  if (first < 0x80) return 2 + first;
+  const n = first & 0x7f;
+  if (n === 0 || n > 3 || b.length < 2 + n) return undefined;
+  let len = 0;
+  for (let i = 0; i < n; i++) len = len * 256 + b[2 + i]!;
+  return 2 + n + len;
+}
+
+const HASH_TYPE_BY_SIZE: Record<number, string> = { 20: Guid.EFI_CERT_SHA1, 32: Guid.EFI_CERT_SHA256, 48: Guid.EFI_CERT_SHA384, 64: Guid.EFI_CERT_SHA512 };
+
+/**
+ * What an EV_EFI_VARIABLE_AUTHORITY event says allowed an image to load: the EFI_SIGNATURE_DATA (owner GUID,
+ * then a certificate or a hash) of the db/MokList entry that matched, or, for shim's "Shim" event, its bare
+ * vendor certificate. Other authority data (e.g. SbatLevel's text) is not a signature entry.
+ */
+function authorityEntry(data: Uint8Array): SignatureList[] | undefined {
+  const cert = (owner: string | undefined, der: Uint8Array): SignatureList[] => [
+    {
+      signatureType: Guid.EFI_CERT_X509,
+      signatureTypeName: owner === undefined ? 'X509 certificate' : 'EFI_SIGNATURE_DATA',
+      entries: [{ ...(owner !== undefined ? { owner } : {}), data: toHex(der), sha256: createHash('sha256').update(der).digest('hex') }],
+    },
+  ];
+  if (derSequenceLength(data) === data.length) return cert(undefined, data);
+  if (data.length <= 16) return undefined;
+  const owner = formatGuid(data.subarray(0, 16));
+  const body = data.subarray(16);
+  if (derSequenceLength(body) === body.length) return cert(owner, body);
+  const hashType = HASH_TYPE_BY_SIZE[body.length];
+  if (hashType) return [{ signatureType: hashType, signatureTypeName: sigTypeNames[hashType]!, entries: [{ owner, data: toHex(body) }] }];
+  return undefined;
 }
 
 const GRUB_PREFIXES: [string, 'grubCommand' | 'kernelCmdline'][] = [

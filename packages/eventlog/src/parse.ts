@@ -129,6 +129,15 @@ function isPadding(b: Uint8Array): boolean {
   return true;
 }
 
+/** Offset of the run of 0x00 (or 0xFF) bytes that ends the buffer; the buffer's length when it ends otherwise. */
+function trailingFillStart(b: Uint8Array): number {
+  const last = b[b.length - 1];
+  if (last !== 0 && last !== 0xff) return b.length;
+  let i = b.length - 1;
+  while (i > 0 && b[i - 1] === last) i--;
+  return i;
+}
+
 function parseLog(bytes: Uint8Array, kind: 'tpm' | 'ccel', opts: ParseOptions): EventLog {
   const maxEvents = opts.maxEvents ?? LIMITS.maxEvents;
   const maxEventSize = opts.maxEventSize ?? LIMITS.maxEventSize;
@@ -155,6 +164,9 @@ function parseLog(bytes: Uint8Array, kind: 'tpm' | 'ccel', opts: ParseOptions): 
   const sizes = new Map<number, SpecIdAlgorithm>();
   for (const a of specId?.algorithms ?? []) sizes.set(a.alg, a);
 
+  // Where a TPM log's trailing 0x00/0xFF fill begins, found once: testing the rest of the buffer at every
+  // event would cost time quadratic in the log (a long zero run that ends in one stray byte).
+  const fillStart = kind === 'tpm' && opts.allowTrailingPadding ? trailingFillStart(bytes) : bytes.length;
   let length = r.offset;
   while (r.remaining > 0) {
     if (events.length >= maxEvents) {
@@ -163,7 +175,7 @@ function parseLog(bytes: Uint8Array, kind: 'tpm' | 'ccel', opts: ParseOptions): 
     // CCEL regions are fixed-size and padded after the last event; an index/type pair that is all 0x00 or
     // all 0xFF marks the end. A TPM log ends at its last byte: bytes left over are a truncated event (a cut
     // inside an event can leave zeros), unless the caller read the log from a padded buffer and says so.
-    if (kind === 'ccel' ? isPadding(bytes.subarray(r.offset, r.offset + 8)) : opts.allowTrailingPadding && isPadding(bytes.subarray(r.offset))) break;
+    if (kind === 'ccel' ? isPadding(bytes.subarray(r.offset, r.offset + 8)) : r.offset >= fillStart) break;
     const ev = format === 'crypto-agile' ? readEvent2(r, events.length, sizes, maxEventSize) : readLegacyEvent(r, events.length, maxEventSize);
     events.push(ev);
     length = r.offset;

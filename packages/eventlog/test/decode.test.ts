@@ -1,7 +1,7 @@
 import { createHash, X509Certificate } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { readVector } from '@joinguard/core/testing';
-import { EventType, comparePcrs, parseEventLog, replayPcrs, summarizeEvent, type DecodedEvent, type TcgEvent } from '@joinguard/eventlog';
+import { EventType, Guid, comparePcrs, parseCcel, parseEventLog, replayPcrs, summarizeEvent, type DecodedEvent, type TcgEvent } from '@joinguard/eventlog';
 import { buildAgileLog } from './helpers.js';
 
 const rhel8 = (): Uint8Array => readVector('eventlog/tpm_go_eventlog/rhel8-uefi.bin');
@@ -69,6 +69,89 @@ describe('EFI variable events', () => {
   });
 });
 
+describe('EFI variable digests bind the variable name where the spec says so', () => {
+  const u64 = (v: number): Buffer => {
+    const b = Buffer.alloc(8);
+    b.writeBigUInt64LE(BigInt(v));
+    return b;
+  };
+  const guid = Buffer.from('61dfe48bca93d211aa0d00e098032b8c', 'hex'); // EFI_GLOBAL_VARIABLE
+  const uefiVariable = (name: string, data: Uint8Array): Buffer => Buffer.concat([guid, u64(name.length), u64(data.length), Buffer.from(name, 'utf16le'), data]);
+  const sha256 = (b: Uint8Array): Uint8Array => new Uint8Array(createHash('sha256').update(b).digest());
+
+  it('real logs: DRIVER_CONFIG and AUTHORITY digests cover the whole UEFI_VARIABLE_DATA; only BOOT uses VariableData alone', () => {
+    const files = ['rhel8-uefi', 'ubuntu-2104-no-secure-boot', 'glinux-alex', 'arch-linux-workstation', 'debian-10'];
+    const covers = new Map<string, Set<string>>();
+    for (const f of files) {
+      for (const e of parseEventLog(readVector(`eventlog/tpm_go_eventlog/${f}.bin`)).events) {
+        if (e.eventType === EventType.EV_EFI_VARIABLE_DRIVER_CONFIG || e.eventType === EventType.EV_EFI_VARIABLE_BOOT) expect(e.digestVerified, `${f} event ${e.index}`).toBe(true);
+        if (e.decoded.kind !== 'efiVariable' || e.digestVerified !== true) continue;
+        const set = covers.get(e.typeName) ?? new Set<string>();
+        set.add(e.decoded.digestCovers!);
+        covers.set(e.typeName, set);
+      }
+    }
+    expect([...covers.get('EV_EFI_VARIABLE_DRIVER_CONFIG')!]).toEqual(['event']);
+    expect([...covers.get('EV_EFI_VARIABLE_AUTHORITY')!]).toEqual(['event']);
+    expect(covers.get('EV_EFI_VARIABLE_BOOT')).toEqual(new Set(['event', 'variableData']));
+  });
+
+  it('a Boot#### event relabelled as SecureBoot = 1 (digest over VariableData only) is not verified', () => {
+    // The data of an active load option starts with attribute 0x00000001, which reads as SecureBoot = 1.
+    const option = Buffer.concat([Buffer.from([1, 0, 0, 0]), Buffer.from('fake option', 'latin1')]);
+    const forged = uefiVariable('SecureBoot', option);
+    const digests = [{ alg: 0x000b, digest: sha256(option) }];
+    const l = parseEventLog(
+      buildAgileLog([0x000b], [
+        { pcr: 1, type: EventType.EV_EFI_VARIABLE_BOOT, data: forged, digests },
+        { pcr: 1, type: EventType.EV_EFI_VARIABLE_DRIVER_CONFIG, data: forged, digests },
+        { pcr: 7, type: EventType.EV_EFI_VARIABLE_AUTHORITY, data: forged, digests },
+        { pcr: 7, type: EventType.EV_EFI_VARIABLE_DRIVER_CONFIG, data: forged },
+      ]),
+    );
+    const [, boot, driverConfig, authority, whole] = l.events;
+    expect(boot!.digestVerified).toBe(true);
+    expect(variable(boot!).digestCovers).toBe('variableData');
+    expect(driverConfig!.digestVerified).toBe(false);
+    expect(variable(driverConfig!).digestCovers).toBeUndefined();
+    expect(authority!.digestVerified).toBe(false);
+    expect(whole!.digestVerified).toBe(true);
+    expect(variable(whole!)).toMatchObject({ digestCovers: 'event', secureBoot: true });
+  });
+
+  it('EV_EFI_VARIABLE_AUTHORITY: the db entry (EFI_SIGNATURE_DATA) and shim\'s bare vendor certificate', () => {
+    const log = parseEventLog(rhel8());
+    const auth = log.events.filter((e) => e.eventType === EventType.EV_EFI_VARIABLE_AUTHORITY);
+    expect(auth.map((e) => [e.pcrIndex, variable(e).unicodeName, e.digestVerified])).toEqual([
+      [7, 'db', true],
+      [7, 'Shim', true],
+    ]);
+    const subjects = auth.map((e) => {
+      const entry = variable(e).signatureLists![0]!.entries[0]!;
+      const x = new X509Certificate(Buffer.from(entry.data, 'hex'));
+      expect(x.fingerprint256.replace(/:/g, '').toLowerCase()).toBe(entry.sha256);
+      return [entry.owner, x.subject.split('\n').find((l) => l.startsWith('CN='))];
+    });
+    expect(subjects[0]![1]).toBe('CN=Microsoft Corporation UEFI CA 2011');
+    expect(subjects[0]![0]).toMatch(/^[0-9a-f-]{36}$/);
+    // shim measures its vendor certificate as is, without a SignatureOwner.
+    expect(subjects[1]).toEqual([undefined, 'CN=Red Hat Secure Boot CA 5']);
+  });
+
+  it('authority events that carry no certificate (SbatLevel) have no signature list; a hash entry is typed by size', () => {
+    const ubuntu = parseEventLog(readVector('eventlog/tpm_go_eventlog/ubuntu-2104-no-secure-boot.bin'));
+    const sbat = ubuntu.events.find((e) => e.eventType === EventType.EV_EFI_VARIABLE_AUTHORITY)!;
+    expect(variable(sbat).unicodeName).toBe('SbatLevel');
+    expect(variable(sbat).signatureLists).toBeUndefined();
+    const owner = Buffer.from('bd9afa775903324dbd6028f4e78f784b', 'hex');
+    const hash = createHash('sha256').update('image').digest();
+    const l = parseEventLog(buildAgileLog([0x000b], [{ pcr: 7, type: EventType.EV_EFI_VARIABLE_AUTHORITY, data: uefiVariable('db', Buffer.concat([owner, hash])) }]));
+    expect(variable(l.events[1]!).signatureLists).toEqual([
+      { signatureType: Guid.EFI_CERT_SHA256, signatureTypeName: 'EFI_CERT_SHA256', entries: [{ owner: '77fa9abd-0359-4d32-bd60-28f4e78f784b', data: hash.toString('hex') }] },
+    ]);
+  });
+});
+
 describe('other decoders', () => {
   const log = parseEventLog(rhel8());
   it('separators: normal, digest = hash of the 4 bytes', () => {
@@ -84,6 +167,18 @@ describe('other decoders', () => {
     const l = parseEventLog(buildAgileLog([0x000b], [{ pcr: 4, type: EventType.EV_SEPARATOR, data: err }]));
     expect(l.events[1]!.decoded).toEqual({ kind: 'separator', value: 1, error: true });
     expect(l.events[1]!.digestVerified).toBe(true);
+  });
+  it('a TCG 1.2 error separator (0xFFFFFFFF) is flagged too; a separator that is not 4 bytes is malformed', () => {
+    const l = parseEventLog(
+      buildAgileLog([0x000b], [
+        { pcr: 0, type: EventType.EV_SEPARATOR, data: new Uint8Array([0xff, 0xff, 0xff, 0xff]) },
+        { pcr: 1, type: EventType.EV_SEPARATOR, data: new Uint8Array([0, 0, 0]) },
+      ]),
+    );
+    expect(l.events[1]!.decoded).toEqual({ kind: 'separator', value: 0xffffffff, error: true });
+    expect(summarizeEvent(l.events[1]!)).toBe('separator ERROR 0xffffffff');
+    expect(l.events[2]!.decoded).toMatchObject({ kind: 'malformed', code: 'EVENTLOG_BAD_SEPARATOR' });
+    expect(l.events[2]!.digestVerified).toBe(true);
   });
   it('EV_EFI_ACTION strings', () => {
     const actions = log.events.filter((e) => e.eventType === EventType.EV_EFI_ACTION).map((e) => (e.decoded.kind === 'action' ? e.decoded.text : ''));
@@ -138,8 +233,22 @@ describe('other decoders', () => {
         { pcr: 0, type: EventType.EV_EFI_PLATFORM_FIRMWARE_BLOB2, data: blob2 },
         { pcr: 1, type: EventType.EV_EFI_HANDOFF_TABLES2, data: tables2 },
         { pcr: 1, type: 0x80000fff, data: Buffer.from('vendor') },
+        { pcr: 1, type: EventType.EV_EFI_HANDOFF_TABLES, data: Buffer.concat([u64(2n), guid, u64(0x1000n), guid, u64(0x2000n)]) },
+        { pcr: 1, type: EventType.EV_EFI_HANDOFF_TABLES, data: Buffer.concat([u64(3n), guid, u64(0x1000n)]) },
+        { pcr: 0, type: EventType.EV_EFI_PLATFORM_FIRMWARE_BLOB2, data: Buffer.from([200, 1, 2]) },
       ]),
     );
+    expect(l.events[5]!.decoded).toEqual({
+      kind: 'handoffTables',
+      tables: [
+        { vendorGuid: '8be4df61-93ca-11d2-aa0d-00e098032b8c', vendorTable: '0x1000' },
+        { vendorGuid: '8be4df61-93ca-11d2-aa0d-00e098032b8c', vendorTable: '0x2000' },
+      ],
+    });
+    // Counts and sizes beyond the data are malformed content, not a failed log.
+    expect(l.events[6]!.decoded).toMatchObject({ kind: 'malformed', code: 'EVENTLOG_BAD_EVENT_DATA' });
+    expect(l.events[7]!.decoded).toMatchObject({ kind: 'malformed', code: 'EVENTLOG_BAD_EVENT_DATA' });
+    expect(l.events.slice(1).every((e) => e.digestVerified === undefined)).toBe(true);
     expect(l.events[1]!.decoded).toEqual({ kind: 'firmwareBlob', blobBase: '0x100000', blobLength: '0x2000' });
     expect(l.events[2]!.decoded).toEqual({ kind: 'firmwareBlob', description: 'PEIF', blobBase: '0xffc00000', blobLength: '0x40000' });
     expect(l.events[3]!.decoded).toEqual({ kind: 'handoffTables', description: 'SMB', tables: [{ vendorGuid: '8be4df61-93ca-11d2-aa0d-00e098032b8c', vendorTable: '0x7f000000' }] });
@@ -147,6 +256,14 @@ describe('other decoders', () => {
     expect(l.events[4]!.typeName).toBe('UNKNOWN_0x80000fff');
     expect(l.events[4]!.decoded.kind).toBe('unknown');
     expect(Object.keys(replayPcrs(l).sha256!)).toEqual(['0', '1']);
+  });
+  it('real handoff tables and firmware blob 2 events (CCEL from OVMF)', () => {
+    const ccel = parseCcel(readVector('eventlog/ccel_trustee/CCEL_data_ovmf.bin'));
+    const tables = ccel.events.find((e) => e.eventType === EventType.EV_EFI_HANDOFF_TABLES2)!;
+    expect(tables.decoded).toMatchObject({ kind: 'handoffTables', description: expect.stringMatching(/\S/) });
+    expect(tables.decoded.kind === 'handoffTables' && tables.decoded.tables.length).toBeGreaterThan(0);
+    const blob = ccel.events.find((e) => e.eventType === EventType.EV_EFI_PLATFORM_FIRMWARE_BLOB2)!;
+    expect(blob.decoded).toMatchObject({ kind: 'firmwareBlob', description: expect.stringMatching(/\S/), blobBase: expect.stringMatching(/^0x[0-9a-f]+$/) });
   });
   it('every event has a one-line summary', () => {
     for (const e of log.events) expect(summarizeEvent(e)).not.toMatch(/\n/);

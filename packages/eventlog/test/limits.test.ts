@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { isJoinguardError } from '@joinguard/core';
 import { readVector } from '@joinguard/core/testing';
-import { EventType, comparePcrs, decodeDevicePath, parseCcel, parseEventLog, replayPcrs, replayRtmrs, summarizeEvent } from '@joinguard/eventlog';
+import { EventType, LIMITS, comparePcrs, decodeDevicePath, parseCcel, parseEventLog, replayPcrs, replayRtmrs, summarizeEvent } from '@joinguard/eventlog';
 import { buildAgileLog } from './helpers.js';
 
 function codeOf(f: () => unknown): string | undefined {
@@ -89,9 +89,92 @@ describe('hostile logs give typed errors', () => {
     expect(Object.keys(replayPcrs(l).sha256!)).toEqual(['7']);
   });
 
+  it('StartupLocality: only for PCR 0, only once, only before PCR 0 is extended', () => {
+    const loc = (pcr: number) => ({ pcr, type: EventType.EV_NO_ACTION, data: Buffer.concat([Buffer.from('StartupLocality\0', 'latin1'), Buffer.from([3])]), digests: [{ alg: 0x000b, digest: new Uint8Array(32) }] });
+    expect(parseEventLog(buildAgileLog([0x000b], [loc(0), sep(0)])).startupLocality).toBe(3);
+    expect(codeOf(() => parseEventLog(buildAgileLog([0x000b], [loc(3)])))).toBe('EVENTLOG_BAD_STARTUP_LOCALITY');
+    expect(codeOf(() => parseEventLog(buildAgileLog([0x000b], [loc(0), loc(0)])))).toBe('EVENTLOG_BAD_STARTUP_LOCALITY');
+    expect(codeOf(() => parseEventLog(buildAgileLog([0x000b], [sep(0), loc(0)])))).toBe('EVENTLOG_BAD_STARTUP_LOCALITY');
+  });
+
+  it('a bank an event has no digest for cannot be replayed; a CCEL needs SHA-384 and its own replay', () => {
+    const partial = buildAgileLog([0x0004, 0x000b], [sep(0), { ...sep(1), digests: [{ alg: 0x000b, digest: new Uint8Array(32) }] }]);
+    expect(codeOf(() => replayPcrs(parseEventLog(partial)))).toBe('EVENTLOG_DIGEST_MISSING');
+    expect(codeOf(() => replayRtmrs(parseCcel(buildAgileLog([0x000b], [sep(1)]))))).toBe('EVENTLOG_BANK_MISSING');
+    expect(codeOf(() => replayPcrs(parseCcel(buildAgileLog([0x000c], [sep(1)]))))).toBe('EVENTLOG_WRONG_KIND');
+    expect(codeOf(() => parseCcel(readVector('eventlog/tpm_go_eventlog/debian-10.bin')))).toBe('EVENTLOG_BAD_FORMAT');
+  });
+
+  it('an algorithm the Spec ID event declares but no one can compute is carried, not replayed', () => {
+    const log = parseEventLog(
+      buildAgileLog([0x000b, 0x7777], [{ ...sep(0), digests: [{ alg: 0x000b, digest: new Uint8Array(32) }, { alg: 0x7777, digest: new Uint8Array(32) }] }], { digestSizes: { 0x7777: 32 } }),
+    );
+    expect(log.banks).toEqual(['sha256', 'alg_0x7777']);
+    expect(Object.keys(replayPcrs(log))).toEqual(['sha256']);
+    expect(comparePcrs(log, { alg_0x7777: { 0: '00'.repeat(32) } }).banksNotInLog).toEqual(['alg_0x7777']);
+  });
+
+  it('trailing fill is accepted only when asked for, and only as fill', () => {
+    const log = buildAgileLog([0x000b], [sep(0)]);
+    const padded = new Uint8Array(log.length + 70);
+    padded.set(log);
+    expect(codeOf(() => parseEventLog(padded))).toBe('EVENTLOG_TRUNCATED');
+    expect(parseEventLog(padded, { allowTrailingPadding: true }).events.length).toBe(2);
+    // 16 zero bytes are a well-formed record (PCR 0, type 0, no digest, no data); without the option they are
+    // events, which then have no digest to replay.
+    const zeros = new Uint8Array(log.length + 64);
+    zeros.set(log);
+    expect(parseEventLog(zeros).events.length).toBe(6);
+    expect(codeOf(() => replayPcrs(parseEventLog(zeros)))).toBe('EVENTLOG_DIGEST_MISSING');
+    expect(parseEventLog(zeros, { allowTrailingPadding: true }).events.length).toBe(2);
+    padded[padded.length - 1] = 1;
+    expect(codeOf(() => parseEventLog(padded, { allowTrailingPadding: true }))).toBe('EVENTLOG_TRUNCATED');
+  });
+
   it('quoted PCR values that are not hex of the bank size are refused', () => {
     const l = parseEventLog(buildAgileLog([0x000b], [sep(0)]));
     expect(codeOf(() => comparePcrs(l, { sha256: { 0: 'zz' } }))).toBe('EVENTLOG_BAD_QUOTED_PCR');
+  });
+});
+
+describe('hostile logs cost time linear in their size', () => {
+  // CPU time, not wall time: the suite shares the machine. The bounds are ~20x what these inputs take.
+  const cpuMs = (f: () => void): number => {
+    const t = process.cpuUsage();
+    f();
+    const d = process.cpuUsage(t);
+    return (d.user + d.system) / 1000;
+  };
+
+  it('the most events allowed, each minimal (16 bytes), parse and decode quickly', () => {
+    const head = buildAgileLog([0x000b], []);
+    const b = new Uint8Array(head.length + (LIMITS.maxEvents - 1) * 16);
+    b.set(head); // the rest: events with PCR 0, type 0, no digest, no data
+    let n = 0;
+    expect(cpuMs(() => (n = parseEventLog(b).events.length))).toBeLessThan(4000);
+    expect(n).toBe(LIMITS.maxEvents);
+    expect(codeOf(() => parseEventLog(new Uint8Array([...b, ...new Uint8Array(16)])))).toBe('EVENTLOG_TOO_MANY_EVENTS');
+  });
+
+  it('a long zero run ending in a stray byte, with allowTrailingPadding, is one scan, not one per event', () => {
+    const head = buildAgileLog([0x000b], []);
+    const b = new Uint8Array(head.length + 40000 * 16 + 1);
+    b.set(head);
+    b[b.length - 1] = 1;
+    // Quadratic before (a scan of the rest of the buffer at every event): about 8 s of CPU for this input.
+    expect(cpuMs(() => expect(codeOf(() => parseEventLog(b, { allowTrailingPadding: true }))).toBe('EVENTLOG_TRUNCATED'))).toBeLessThan(1500);
+  });
+
+  it('declared sizes are checked against the bytes present before anything is allocated', () => {
+    // A 4 GiB, a 1 MiB and a 2^64 declaration inside a few hundred bytes: refused without reading or copying.
+    const big = Buffer.from(buildAgileLog([0x000b], [sep(0)]));
+    big.writeUInt32LE(LIMITS.maxEventSize, big.length - 8);
+    const before = process.memoryUsage().arrayBuffers;
+    expect(codeOf(() => parseEventLog(new Uint8Array(big)))).toBe('EVENTLOG_TRUNCATED');
+    const data = Buffer.concat([Buffer.alloc(16), Buffer.from('ffffffffffffffff', 'hex'), Buffer.from('ffffffffffffffff', 'hex')]);
+    const l = parseEventLog(buildAgileLog([0x000b], [{ pcr: 7, type: EventType.EV_EFI_VARIABLE_DRIVER_CONFIG, data }]));
+    expect(l.events[1]!.decoded).toMatchObject({ kind: 'malformed', code: 'EVENTLOG_BAD_EVENT_DATA' });
+    expect(process.memoryUsage().arrayBuffers - before).toBeLessThan(1 << 20);
   });
 });
 

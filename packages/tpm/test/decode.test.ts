@@ -112,6 +112,23 @@ describe('hostile structures give typed errors', () => {
     expect(code(() => decodeSignature(Buffer.concat([u16(0x0014), u16(0x000b), u16(0)])))).toBe('TPM_BAD_SIGNATURE_FORMAT');
     expect(code(() => decodePublic(Buffer.concat([u16(0x0008), u16(0x000b), u32(0), u16(0)])))).toBe('TPM_UNSUPPORTED_KEY_TYPE');
     expect(code(() => decodePublic(Buffer.concat([u16(0x0023), u16(0x000b), u32(0), u16(0), u16(0x10), u16(0x10), u16(0x0099), u16(0x10), u16(0), u16(0)])))).toBe('TPM_UNSUPPORTED_CURVE');
+    // An unknown nameAlg, an empty ECDSA r, a signature larger than any RSA key, a selection byte map longer
+    // than a PC Client TPM has.
+    expect(code(() => decodePublic(Buffer.concat([u16(0x0023), u16(0x0099), u32(0), u16(0)])))).toBe('TPM_UNSUPPORTED_HASH');
+    expect(code(() => decodeSignature(Buffer.concat([u16(0x0018), u16(0x000b), u16(0), tpm2b(Buffer.alloc(32))])))).toBe('TPM_BAD_SIGNATURE_FORMAT');
+    expect(code(() => decodeSignature(Buffer.concat([u16(0x0014), u16(0x000b), u16(0xffff), Buffer.alloc(64)])))).toBe('TPM_BAD_SIZE');
+    const wideSel = Buffer.from(trusteeQuote);
+    wideSel[selAt + 4 + 2] = 200; // sizeofSelect of the first selection
+    expect(code(() => decodeAttest(wideSel))).toBe('TPM_BAD_PCR_SELECTION');
+  });
+
+  it('a quote over a bank no verifier can hash is decoded, and refused once its PCRs are checked', () => {
+    const { pub, privateKey } = eccAk();
+    const q = attest(Buffer.from('n'), [{ hash: 0x7777, bits: [1, 0, 0] }], createHash('sha384').update(Buffer.alloc(32)).digest());
+    const s = ecdsaSig(privateKey, q);
+    expect(decodeAttest(q).pcrSelect).toEqual([{ hash: 0x7777, bank: 'alg_0x7777', pcrs: [0] }]);
+    expect(verifyQuote({ quote: q, signature: s, akPublic: pub }).pcrsVerified).toBe(false);
+    expect(code(() => verifyQuote({ quote: q, signature: s, akPublic: pub, pcrs: { alg_0x7777: { 0: '00'.repeat(32) } } }))).toBe('TPM_UNSUPPORTED_HASH');
   });
 });
 

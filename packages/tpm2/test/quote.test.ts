@@ -138,6 +138,18 @@ describe('quotes from packages/tpm2 verify in packages/tpm and in tpm2_checkquot
         expect(pcrValuesToHex(q.pcrs!)).toEqual(pcrValuesToHex(read));
       });
 
+      it('is signed by a primary key of the endorsement hierarchy (qualifiedSigner = H(TPM_RH_ENDORSEMENT ‖ name))', () => {
+        // TPM 2.0 Part 1, 16: the qualified name of a primary object is H_nameAlg(hierarchy handle ‖ Name).
+        const qn = (hierarchy: number): string => {
+          const h = Buffer.alloc(4);
+          h.writeUInt32BE(hierarchy);
+          return '000b' + createHash('sha256').update(h).update(ak.name).digest('hex');
+        };
+        const signer = Buffer.from(decodeAttest(q.quoted).qualifiedSigner).toString('hex');
+        expect(signer).toBe(qn(0x4000000b)); // TPM_RH_ENDORSEMENT
+        expect(signer).not.toBe(qn(0x40000001)); // TPM_RH_OWNER
+      });
+
       it('verifies in packages/tpm', () => {
         const claims = verifyQuote({ quote: q.quoted, signature: q.signature, akPublic: ak.public, expectedExtraData: nonce, pcrs: pcrValuesToHex(q.pcrs!) });
         expect(claims.pcrsVerified).toBe(true);

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { JoinguardError } from '@joinguard/core';
-import { decodePublic, tpmName } from '@joinguard/tpm';
+import { decodePublic, tpmName, verifyAkCertificate } from '@joinguard/tpm';
 import {
   AZURE_USER_DATA_NV_INDEX,
   EK_CERT_RSA_NV_INDEX,
@@ -160,6 +160,19 @@ describe('tpm2 on swtpm', () => {
     expect(Buffer.from(tpm.nvRead(EK_CERT_RSA_NV_INDEX, { offset: 100, size: 50 }))).toEqual(Buffer.from(der.subarray(100, 150)));
   });
 
+  it('a certificate read from NV verifies with packages/tpm to the configured root, only along a real path', async () => {
+    // The verifier's path for a cloud AK certificate kept in NV, on the certificate this vTPM really holds.
+    const der = tpm.nvRead(EK_CERT_RSA_NV_INDEX);
+    const { root, issuer } = sw.caCertificatesPem;
+    const claims = await verifyAkCertificate({ certificate: der, roots: [root], intermediates: [issuer], now: new Date() });
+    expect(claims.chain.length).toBe(3);
+    expect(claims.rootSha256).toBe(createHash('sha256').update(new X509Certificate(root).raw).digest('hex'));
+    // Without the issuing CA the path cannot reach the root; with the issuer as the only root it ends there.
+    await expect(verifyAkCertificate({ certificate: der, roots: [root], now: new Date() })).rejects.toMatchObject({ code: 'TPM_AK_CERT_UNTRUSTED' });
+    expect((await verifyAkCertificate({ certificate: der, roots: [issuer], now: new Date() })).chain.length).toBe(2);
+    await expect(verifyAkCertificate({ certificate: der, roots: [root], intermediates: [issuer], now: new Date('2000-01-01T00:00:00Z') })).rejects.toMatchObject({ code: 'TPM_AK_CERT_NOT_YET_VALID' });
+  });
+
   it('defines, writes and reads back an index larger than TPM2_PT_NV_BUFFER_MAX, in chunks', () => {
     const index = 0x01500000;
     const max = tpm.getProperty(0x12c)!; // TPM2_PT_NV_BUFFER_MAX
@@ -182,6 +195,29 @@ describe('tpm2 on swtpm', () => {
 
     tpm.nvUndefine(index);
     expect(caught(() => tpm.nvRead(index)).code).toBe('TPM2_NV_INDEX_ABSENT');
+  });
+
+  it('reads and writes sizes and offsets that are not multiples of the chunk, across chunk boundaries', () => {
+    const index = 0x01500003;
+    const chunk = tpm.getProperty(0x12c)!; // TPM2_PT_NV_BUFFER_MAX
+    const size = chunk + 507; // two chunks, the second partial
+    const data = new Uint8Array(randomBytes(size));
+    tpm.nvDefine(index, size);
+    try {
+      tpm.nvWrite(index, data);
+      expect(Buffer.from(tpm.nvRead(index))).toEqual(Buffer.from(data));
+      // A write at an odd offset that spans the chunk boundary, then windows that span it too.
+      const patch = new Uint8Array(randomBytes(chunk + 3));
+      tpm.nvWrite(index, patch, { offset: 5 });
+      data.set(patch, 5);
+      expect(Buffer.from(tpm.nvRead(index))).toEqual(Buffer.from(data));
+      for (const [offset, n] of [[chunk - 1, 2], [7, chunk + 1], [size - 1, 1], [0, 1], [3, size - 3]] as const) {
+        expect(Buffer.from(tpm.nvRead(index, { offset, size: n })), `offset ${offset} size ${n}`).toEqual(Buffer.from(data.subarray(offset, offset + n)));
+      }
+      expect(caught(() => tpm.nvRead(index, { offset: size - 1, size: 2 })).code).toBe('TPM2_NV_INDEX_OUT_OF_RANGE');
+    } finally {
+      tpm.nvUndefine(index);
+    }
   });
 
   it('writes the Azure user-data index 0x01400002 and refuses to redefine it', () => {
