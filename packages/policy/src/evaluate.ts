@@ -377,19 +377,24 @@ function compiled(p: string): RegExp {
   return re;
 }
 
+/**
+ * A required pattern must match *every* measured kernel command line: a boot measures one, and a line that
+ * root appended to PCR 8 after boot must not be able to stand in for the one the kernel really booted with.
+ */
 function matchRequired(r: Results, rule: string, p: string, items: BootStringClaims[], base: string): void {
   const re = compiled(p);
   const expected = { pattern: p };
-  for (let i = 0; i < items.length; i++) {
-    const it = items[i]!;
-    if (typeof it.value === 'string' && boundedTest(re, it.value) === true) {
-      r.pass(rule, expected, it.value, `/${p}/ matches the kernel command line${where(it)}`, { path: `${base}[${i}]`, ...at(it) });
-      return;
-    }
+  if (items.length === 0) {
+    r.fail(rule, 'POLICY_KERNEL_CMDLINE', expected, [], `no kernel command line was measured, /${p}/ is required`, { path: base });
+    return;
   }
-  r.fail(rule, 'POLICY_KERNEL_CMDLINE', expected, items.map((it) => it.value), items.length === 0 ? `no kernel command line was measured, /${p}/ is required` : `no measured kernel command line matches /${p}/`, {
-    path: base,
-  });
+  const missing = items.findIndex((it) => !(typeof it.value === 'string' && boundedTest(re, it.value) === true));
+  if (missing === -1) {
+    r.pass(rule, expected, items.map((it) => it.value), `/${p}/ matches every measured kernel command line`, { path: base, ...at(items[0]!) });
+    return;
+  }
+  const it = items[missing]!;
+  r.fail(rule, 'POLICY_KERNEL_CMDLINE', expected, it.value, `the kernel command line${where(it)} does not match /${p}/`, { path: `${base}[${missing}]`, ...at(it) });
 }
 
 function matchForbidden(r: Results, rule: string, p: string, items: BootStringClaims[], base: string, what: string): void {

@@ -287,6 +287,17 @@ describe('measured-boot rules over replayed events', () => {
     expect(one(pat, d, 'boot.kernelCmdline.allowed')).toMatchObject({ outcome: 'fail', code: 'POLICY_KERNEL_CMDLINE', eventIndex: 41 });
   });
 
+  it('boot.kernelCmdline.required holds for every measured command line, so an appended line cannot stand in', () => {
+    const pat = basePolicy({ boot: { kernelCmdline: { required: ['lockdown=integrity'] } } });
+    const d = clone(base);
+    d.boot!.kernelCmdline![0]!.value = 'BOOT_IMAGE=/vmlinuz root=UUID=1234 ro';
+    // root extends PCR 8 after boot with a line that has the required option
+    d.boot!.kernelCmdline!.push({ value: 'BOOT_IMAGE=/vmlinuz root=UUID=1234 ro lockdown=integrity', eventIndex: 90, pcr: 8 });
+    expect(one(pat, d, 'boot.kernelCmdline.required')).toMatchObject({ outcome: 'fail', code: 'POLICY_KERNEL_CMDLINE', eventIndex: 41, actual: 'BOOT_IMAGE=/vmlinuz root=UUID=1234 ro' });
+    d.boot!.kernelCmdline![0]!.value = 'BOOT_IMAGE=/vmlinuz root=UUID=1234 ro lockdown=integrity';
+    expect(one(pat, d, 'boot.kernelCmdline.required').outcome).toBe('pass');
+  });
+
   it('boot.kernelCmdline.forbidden refuses to match an overlong command line', () => {
     const d = clone(base);
     d.boot!.kernelCmdline![0]!.value = 'a'.repeat(5000);

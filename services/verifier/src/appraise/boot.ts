@@ -69,8 +69,14 @@ export function bootClaims(log: EventLog): BootClaims {
     const u: UnverifiedEventClaims = { type: ev.typeName, eventIndex: ev.index, pcr: ev.pcrIndex, reason };
     boot.unverifiedEvents!.push(u);
   };
+  // Firmware measures the Secure Boot configuration into PCR 7 once, before PCR 7's separator. A booted OS
+  // can still extend PCR 7 (or any PCR) with a well-formed, digest-correct "SecureBoot = 1" event, so the
+  // configuration is read only from that window, once per variable; anything else is listed as unverified.
+  let pcr7Separated = false;
+  const seen = new Set<string>();
   for (const ev of log.events) {
     const d = ev.decoded;
+    if (ev.eventType === EventType.EV_SEPARATOR && ev.pcrIndex === 7) pcr7Separated = true;
     if (ev.eventType === EventType.EV_EFI_VARIABLE_DRIVER_CONFIG) {
       if (d.kind === 'malformed') {
         unverified(ev, `${d.code}: ${d.message}`);
@@ -83,6 +89,15 @@ export function bootClaims(log: EventLog): BootClaims {
         unverified(ev, `the ${d.unicodeName} variable data does not match the event digest`);
         continue;
       }
+      if (ev.pcrIndex !== 7 || pcr7Separated) {
+        unverified(ev, `${d.unicodeName} measured ${ev.pcrIndex !== 7 ? `into PCR ${ev.pcrIndex}` : 'after the PCR 7 separator'}, not where firmware measures the Secure Boot configuration`);
+        continue;
+      }
+      if (seen.has(d.unicodeName)) {
+        unverified(ev, `${d.unicodeName} measured a second time before the PCR 7 separator`);
+        continue;
+      }
+      seen.add(d.unicodeName);
       if (d.unicodeName === 'SecureBoot' && d.variableName === Guid.EFI_GLOBAL_VARIABLE && d.secureBoot !== undefined) {
         boot.secureBoot = d.secureBoot;
         boot.secureBootEvent = { eventIndex: ev.index, pcr: ev.pcrIndex };
