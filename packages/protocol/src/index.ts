@@ -5,6 +5,8 @@ export { toB64url, fromB64url, fromB64, b64Length } from './base64.js';
 export { issueChallenge, checkChallenge, CHALLENGE_NONCE_BYTES, DEFAULT_CHALLENGE_TTL_MS } from './challenge.js';
 export type { IssuedChallenge, CheckedChallenge } from './challenge.js';
 export { signResult, verifyResult, jwkThumbprint, RESULT_JWT_TYPE, RESULT_ALGORITHMS } from './result.js';
+export { compactSign, jwkThumbprintSync } from './jws.js';
+export type { JwsAlgorithm } from './jws.js';
 export type { ResultAlgorithm, SigningKeyInput, VerifyResultOptions } from './result.js';
 export { generateSigningKey, signingKeyFromJwk, emptyKeyRing, rotateKey, activeKey, publishedJwks, allKeys } from './jwks.js';
 export type { SigningKey, PublishedKey, KeyRing } from './jwks.js';

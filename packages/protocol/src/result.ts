@@ -1,7 +1,8 @@
-import { SignJWT, calculateJwkThumbprint, createLocalJWKSet, decodeProtectedHeader, jwtVerify, errors as joseErrors } from 'jose';
+import { createLocalJWKSet, decodeProtectedHeader, jwtVerify, errors as joseErrors } from 'jose';
 import type { CryptoKey, JSONWebKeySet, JWK, JWTVerifyGetKey, KeyObject } from 'jose';
 import { JoinguardError, inputError, reject, wrapError } from '@joinguard/core';
 import { assertJsonValue } from './jcs.js';
+import { compactSign, jwkThumbprintSync } from './jws.js';
 import { TEES, VERDICTS, PURPOSES } from './types.js';
 import type { AttestationResultClaims } from './types.js';
 
@@ -16,11 +17,7 @@ export type SigningKeyInput = CryptoKey | KeyObject;
 
 /** RFC 7638 SHA-256 thumbprint (base64url) of a public JWK: `bindings.teeKeyThumbprint` and our key ids. */
 export async function jwkThumbprint(jwk: JWK): Promise<string> {
-  try {
-    return await calculateJwkThumbprint(jwk, 'sha256');
-  } catch (e) {
-    throw wrapError('PROTOCOL_BAD_JWK', 'cannot compute the JWK thumbprint', e);
-  }
+  return jwkThumbprintSync(jwk);
 }
 
 function claimsProblem(c: Record<string, unknown>): string | undefined {
@@ -62,7 +59,7 @@ export async function signResult(
   }
   const alg = opts.alg ?? 'ES256';
   try {
-    return await new SignJWT(payload).setProtectedHeader({ alg, kid, typ: RESULT_JWT_TYPE }).sign(key);
+    return compactSign(Buffer.from(JSON.stringify(payload), 'utf8'), { alg, kid, typ: RESULT_JWT_TYPE }, key);
   } catch (e) {
     throw new JoinguardError('PROTOCOL_RESULT_SIGN_FAILED', `cannot sign the attestation result with ${alg}: ${(e as Error).message}`, { alg, kid }, { kind: 'internal', cause: e });
   }

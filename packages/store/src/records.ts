@@ -1,8 +1,8 @@
-import { KeyObject, constants, createHash, randomUUID, sign } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { compactVerify, createLocalJWKSet, errors as joseErrors } from 'jose';
-import type { CryptoKey, JSONWebKeySet } from 'jose';
+import type { CryptoKey, JSONWebKeySet, KeyObject } from 'jose';
 import { JoinguardError, inputError, reject } from '@joinguard/core';
-import { PURPOSES, RECORD_KINDS, TEES, VERDICTS, assertJsonValue, canonicalJson, canonicalJsonBytes } from '@joinguard/protocol';
+import { PURPOSES, RECORD_KINDS, TEES, VERDICTS, assertJsonValue, canonicalJson, canonicalJsonBytes, compactSign } from '@joinguard/protocol';
 import type { AuditRecord, RecordDraft, SignedRecord } from '@joinguard/protocol';
 
 /** `typ` of record JWSs, so that a record is never mistaken for an attestation result signed by the same key. */
@@ -82,45 +82,15 @@ function payloadHash(payload: Uint8Array): string {
   return createHash('sha256').update(payload).digest('hex');
 }
 
-const keyObjects = new WeakMap<object, KeyObject>();
-
-function signingKeyObject(key: CryptoKey | KeyObject): KeyObject {
-  if (key instanceof KeyObject) return key;
-  let k = keyObjects.get(key);
-  if (k === undefined) {
-    k = KeyObject.from(key as Parameters<typeof KeyObject.from>[0]);
-    keyObjects.set(key, k);
-  }
-  return k;
-}
-
-function joseSignature(alg: NonNullable<RecordSigner['alg']>, input: Buffer, key: KeyObject): Buffer {
-  switch (alg) {
-    case 'ES256':
-      return sign('sha256', input, { key, dsaEncoding: 'ieee-p1363' });
-    case 'ES384':
-      return sign('sha384', input, { key, dsaEncoding: 'ieee-p1363' });
-    case 'EdDSA':
-      return sign(null, input, key);
-    case 'PS256':
-      return sign('sha256', input, { key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 32 });
-  }
-}
-
 /**
  * Signs a record as a compact JWS over JCS(record) and returns it with the record's hash (the SHA-256 of that
- * same payload, the next record's `prev`), so the large record is serialised once. Signing is synchronous
- * node:crypto on the appraisal's hot path; verification (openRecord) goes through jose, which therefore
- * cross-checks every record this function writes.
+ * same payload, the next record's `prev`), so the large record is serialised once.
  */
 export function signRecord(record: AuditRecord, signer: RecordSigner): { jws: string; hash: string } {
   const alg = signer.alg ?? 'ES256';
   try {
     const payload = Buffer.from(canonicalJson(record), 'utf8');
-    const header = Buffer.from(JSON.stringify({ alg, kid: signer.kid, typ: RECORD_JWS_TYPE }), 'utf8').toString('base64url');
-    const input = `${header}.${payload.toString('base64url')}`;
-    const signature = joseSignature(alg, Buffer.from(input, 'ascii'), signingKeyObject(signer.privateKey));
-    return { jws: `${input}.${signature.toString('base64url')}`, hash: payloadHash(payload) };
+    return { jws: compactSign(payload, { alg, kid: signer.kid, typ: RECORD_JWS_TYPE }, signer.privateKey), hash: payloadHash(payload) };
   } catch (e) {
     if (e instanceof JoinguardError) throw e;
     throw new JoinguardError('STORE_SIGN_FAILED', `cannot sign record ${record.log}/${record.seq} with ${alg}: ${(e as Error).message}`, { kid: signer.kid }, { kind: 'internal', cause: e });

@@ -272,11 +272,13 @@ function isNodeName(s: string): boolean {
  * record is self-contained.
  */
 function appraisalBody(evidence: Evidence, o: AppraisalOutcome): { [k: string]: JsonValue } {
-  const evidenceJson = JSON.parse(JSON.stringify(evidence)) as JsonValue;
+  // The evidence is parsed JSON that passed the schema, so it goes in as it is (the store re-checks that a
+  // body is plain JSON); the engine's own objects may hold undefined members, which the copies drop.
+  const evidenceJson = evidence as unknown as JsonValue;
   return {
-    evidenceSha256: createHash('sha256').update(canonicalJson(evidence as unknown as JsonValue)).digest('hex'),
+    evidenceSha256: createHash('sha256').update(canonicalJson(evidenceJson)).digest('hex'),
     evidence: evidenceJson,
-    runtimeData: JSON.parse(JSON.stringify(evidence.runtimeData)) as JsonValue,
+    runtimeData: evidence.runtimeData as unknown as JsonValue,
     bindingDigest: o.bindingDigest,
     checks: JSON.parse(JSON.stringify(o.appraisal.checks)) as JsonValue,
     policy: o.appraisal.policy as unknown as JsonValue,

@@ -1,0 +1,58 @@
+import { KeyObject, constants, createHash, sign } from 'node:crypto';
+import type { CryptoKey, JWK, KeyObject as JoseKeyObject } from 'jose';
+
+/** What jose and node:crypto call a signing key. */
+export type SignerKey = CryptoKey | JoseKeyObject | KeyObject;
+import { reject } from '@joinguard/core';
+
+export type JwsAlgorithm = 'ES256' | 'ES384' | 'EdDSA' | 'PS256';
+
+const keyObjects = new WeakMap<object, KeyObject>();
+
+function keyObjectOf(key: SignerKey): KeyObject {
+  if (key instanceof KeyObject) return key;
+  let k = keyObjects.get(key);
+  if (k === undefined) {
+    k = KeyObject.from(key as Parameters<typeof KeyObject.from>[0]);
+    keyObjects.set(key, k);
+  }
+  return k;
+}
+
+function signature(alg: JwsAlgorithm, input: Buffer, key: KeyObject): Buffer {
+  switch (alg) {
+    case 'ES256':
+      return sign('sha256', input, { key, dsaEncoding: 'ieee-p1363' });
+    case 'ES384':
+      return sign('sha384', input, { key, dsaEncoding: 'ieee-p1363' });
+    case 'EdDSA':
+      return sign(null, input, key);
+    case 'PS256':
+      return sign('sha256', input, { key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 32 });
+  }
+}
+
+/**
+ * A compact JWS (RFC 7515) over `payload`, signed synchronously with node:crypto. The verifier signs a result
+ * and a record on every appraisal; jose's WebCrypto path costs a thread-pool round trip each. Everything we
+ * sign this way is verified by jose (verifyResult, openRecord), so the two implementations check each other.
+ */
+export function compactSign(payload: Uint8Array, header: { alg: JwsAlgorithm; kid: string; typ: string }, key: SignerKey): string {
+  const input = `${Buffer.from(JSON.stringify(header), 'utf8').toString('base64url')}.${Buffer.from(payload).toString('base64url')}`;
+  return `${input}.${signature(header.alg, Buffer.from(input, 'ascii'), keyObjectOf(key)).toString('base64url')}`;
+}
+
+const THUMBPRINT_MEMBERS: Record<string, readonly string[]> = { EC: ['crv', 'kty', 'x', 'y'], OKP: ['crv', 'kty', 'x'], RSA: ['e', 'kty', 'n'], oct: ['k', 'kty'] };
+
+/** RFC 7638: SHA-256 over the JSON of the key type's required members in lexicographic order, base64url. */
+export function jwkThumbprintSync(jwk: JWK): string {
+  const members = typeof jwk?.kty === 'string' ? THUMBPRINT_MEMBERS[jwk.kty] : undefined;
+  if (members === undefined) throw reject('PROTOCOL_BAD_JWK', `cannot compute the JWK thumbprint: unsupported kty ${JSON.stringify(jwk?.kty)}`, {});
+  const parts: string[] = [];
+  for (const m of members) {
+    const v = (jwk as Record<string, unknown>)[m];
+    if (typeof v !== 'string' || v.length === 0) throw reject('PROTOCOL_BAD_JWK', `cannot compute the JWK thumbprint: "${m}" is missing or not a string`, { member: m });
+    parts.push(`${JSON.stringify(m)}:${JSON.stringify(v)}`);
+  }
+  return createHash('sha256').update(`{${parts.join(',')}}`, 'utf8').digest('base64url');
+}
