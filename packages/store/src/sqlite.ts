@@ -1,5 +1,5 @@
 import Database from 'better-sqlite3';
-import type { Database as Db, Statement, Transaction } from 'better-sqlite3';
+import type { Database as Db, Statement } from 'better-sqlite3';
 import type { JSONWebKeySet } from 'jose';
 import { JoinguardError, inputError } from '@joinguard/core';
 import type { AuditRecord, NodeState, RecordDraft, RecordPage, RecordQuery, SignedRecord } from '@joinguard/protocol';
@@ -11,6 +11,8 @@ import { GENESIS_PREV, buildRecord, checkLogName, checkNodeName, decodeRecordJws
 import type { RecordSigner } from './records.js';
 import type { ChainVerification, NodeStateInput, RecordStore } from './store.js';
 import { nonceKey } from './util.js';
+import { inlineWriter, threadWriter } from './sqlite-writer.js';
+import type { RecordRow, SqliteWriter } from './sqlite-writer.js';
 
 export interface SqliteStoreOptions {
   /** database file; ':memory:' for throw-away stores */
@@ -22,6 +24,8 @@ export interface SqliteStoreOptions {
   /** optimistic retries when another process appended to the same log meanwhile */
   maxRetries?: number;
   maxRecordBytes?: number;
+  /** where writes run: a thread of their own (default for files), or this connection (always for ':memory:') */
+  writer?: 'thread' | 'inline';
 }
 
 const NONCE_GC_INTERVAL_MS = 10_000;
@@ -71,20 +75,8 @@ interface Pending {
   reject: (e: unknown) => void;
 }
 
-interface Row {
+interface Row extends RecordRow {
   pos: number;
-  id: string;
-  log: string;
-  seq: number;
-  kind: string;
-  time: string;
-  time_ms: number;
-  node: string | null;
-  tee: string | null;
-  verdict: string | null;
-  purpose: string | null;
-  hash: string;
-  jws: string;
 }
 
 function io(e: unknown, what: string): JoinguardError {
@@ -99,9 +91,8 @@ export class SqliteRecordStore implements RecordStore {
   private readonly now: () => Date;
   private readonly maxRetries: number;
   private readonly maxRecordBytes: number;
-  private readonly st: Record<'last' | 'insert' | 'byId' | 'chain' | 'logs' | 'nonceGc' | 'nonceAdd' | 'nodeGet' | 'nodePut' | 'nodeList', Statement>;
-  private readonly insertIfHead: (log: string, expectedLast: number, rows: Omit<Row, 'pos'>[]) => boolean;
-  private readonly nodeUpdate: Transaction<(name: string, update: (current: NodeState | undefined) => NodeStateInput) => NodeState>;
+  private readonly st: Record<'last' | 'byId' | 'chain' | 'logs' | 'nodeGet' | 'nodeList', Statement>;
+  private readonly writer: SqliteWriter;
   private readonly pending = new Map<string, Pending[]>();
   private lastNonceGc = 0;
   private readonly draining = new Map<string, Promise<void>>();
@@ -124,43 +115,22 @@ export class SqliteRecordStore implements RecordStore {
       this.db.exec(SCHEMA);
       this.st = {
         last: this.db.prepare('SELECT seq, hash FROM records WHERE log = ? ORDER BY seq DESC LIMIT 1'),
-        insert: this.db.prepare(
-          `INSERT INTO records (id, log, seq, kind, time, time_ms, node, tee, verdict, purpose, hash, jws)
-           VALUES (@id, @log, @seq, @kind, @time, @time_ms, @node, @tee, @verdict, @purpose, @hash, @jws)`,
-        ),
         byId: this.db.prepare('SELECT jws FROM records WHERE id = ?'),
         chain: this.db.prepare(`SELECT * FROM records WHERE log = ? AND seq > ? ORDER BY seq LIMIT ${CHAIN_PAGE}`),
         logs: this.db.prepare('SELECT DISTINCT log FROM records ORDER BY log'),
-        nonceGc: this.db.prepare('DELETE FROM nonces WHERE expires_ms <= ?'),
-        nonceAdd: this.db.prepare('INSERT OR IGNORE INTO nonces (key, expires_ms) VALUES (?, ?)'),
         nodeGet: this.db.prepare('SELECT state FROM nodes WHERE name = ?'),
-        nodePut: this.db.prepare('INSERT INTO nodes (name, state) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET state = excluded.state'),
         nodeList: this.db.prepare('SELECT state FROM nodes ORDER BY name'),
       };
     } catch (e) {
       throw io(e, `opening ${opts.path}`);
     }
-    const tx = this.db.transaction((log: string, expectedLast: number, rows: Omit<Row, 'pos'>[]) => {
-      const head = this.st.last.get(log) as { seq: number } | undefined;
-      if ((head?.seq ?? 0) !== expectedLast) return false;
-      for (const row of rows) this.st.insert.run(row);
-      return true;
-    });
-    this.nodeUpdate = this.db.transaction((name: string, update: (current: NodeState | undefined) => NodeStateInput) => {
-      const row = this.st.nodeGet.get(name) as { state: string } | undefined;
-      const next = makeNodeState(name, update(row === undefined ? undefined : (JSON.parse(row.state) as NodeState)));
-      this.st.nodePut.run(name, JSON.stringify(next));
-      return next;
-    });
-    // IMMEDIATE takes the write lock up front, so two processes cannot both read the same head.
-    this.insertIfHead = (log, expectedLast, rows) => {
-      this.db.pragma('synchronous = FULL');
-      try {
-        return tx.immediate(log, expectedLast, rows);
-      } finally {
-        this.db.pragma('synchronous = NORMAL');
-      }
-    };
+    const inline = opts.path === ':memory:' || opts.writer === 'inline';
+    try {
+      this.writer = inline ? inlineWriter(this.db) : threadWriter(opts.path, opts.busyTimeoutMs ?? 10_000);
+    } catch (e) {
+      this.db.close();
+      throw io(e, `starting the writer of ${opts.path}`);
+    }
   }
 
   /**
@@ -210,7 +180,7 @@ export class SqliteRecordStore implements RecordStore {
       }
       let seq = head?.seq ?? 0;
       let prev = head?.hash ?? GENESIS_PREV;
-      const rows: Omit<Row, 'pos'>[] = [];
+      const rows: RecordRow[] = [];
       const built: { p: Pending; signed: SignedRecord }[] = [];
       for (const p of batch) {
         const record = buildRecord(p.draft, p.fixed, seq + 1, prev);
@@ -252,7 +222,7 @@ export class SqliteRecordStore implements RecordStore {
       if (rows.length === 0) return;
       let inserted: boolean;
       try {
-        inserted = this.insertIfHead(log, head?.seq ?? 0, rows);
+        inserted = await this.writer.insertIfHead(log, head?.seq ?? 0, rows);
       } catch (e) {
         const code = (e as { code?: string }).code;
         if (code === 'SQLITE_CONSTRAINT_UNIQUE' && /records\.id/.test((e as Error).message)) {
@@ -356,11 +326,9 @@ export class SqliteRecordStore implements RecordStore {
     try {
       // Expired entries are harmless (a replay of an expired nonce fails its expiry check first), so they
       // are swept at most every NONCE_GC_INTERVAL_MS instead of costing a second commit on every attest.
-      if (now - this.lastNonceGc >= NONCE_GC_INTERVAL_MS) {
-        this.st.nonceGc.run(now);
-        this.lastNonceGc = now;
-      }
-      return this.st.nonceAdd.run(nonceKey(nonce), exp).changes === 1;
+      const gc = now - this.lastNonceGc >= NONCE_GC_INTERVAL_MS;
+      if (gc) this.lastNonceGc = now;
+      return await this.writer.addNonce(nonceKey(nonce), exp, gc ? now : null);
     } catch (e) {
       throw io(e, 'recording a nonce');
     }
@@ -375,7 +343,7 @@ export class SqliteRecordStore implements RecordStore {
   async putNode(name: string, state: NodeStateInput): Promise<NodeState> {
     const s = makeNodeState(name, state);
     try {
-      this.st.nodePut.run(name, JSON.stringify(s));
+      await this.writer.putNode(name, JSON.stringify(s));
     } catch (e) {
       throw io(e, 'writing node state');
     }
@@ -384,8 +352,19 @@ export class SqliteRecordStore implements RecordStore {
 
   async updateNode(name: string, update: (current: NodeState | undefined) => NodeStateInput): Promise<NodeState> {
     checkNodeName(name);
-    // IMMEDIATE holds the write lock from the read to the write, so another process cannot slip in between.
-    return this.nodeUpdate.immediate(name, update);
+    for (let attempt = 0; attempt < this.maxRetries; attempt++) {
+      const row = this.st.nodeGet.get(name) as { state: string } | undefined;
+      const next = makeNodeState(name, update(row === undefined ? undefined : (JSON.parse(row.state) as NodeState)));
+      let written: boolean;
+      try {
+        // Compare-and-set against the state `update` saw: another writer in between makes us start again.
+        written = await this.writer.casNode(name, row?.state ?? null, JSON.stringify(next));
+      } catch (e) {
+        throw io(e, 'writing node state');
+      }
+      if (written) return next;
+    }
+    throw new JoinguardError('STORE_CONFLICT', `sqlite store: node ${name} kept changing; gave up after ${this.maxRetries} attempts`, { name }, { kind: 'internal' });
   }
 
   async listNodes(): Promise<NodeState[]> {
@@ -394,6 +373,7 @@ export class SqliteRecordStore implements RecordStore {
 
   async close(): Promise<void> {
     while (this.draining.size > 0) await Promise.allSettled([...this.draining.values()]);
+    await this.writer.close();
     if (this.db.open) this.db.close();
   }
 }
