@@ -286,7 +286,8 @@ export const errorReplySchema = {
   properties: {
     code: { type: 'string', pattern: '^[A-Z][A-Z0-9_]{0,63}$' },
     message: { type: 'string', maxLength: 4096 },
-    details: { type: 'object' },
+    // Open objects must say so: a reply serializer given a bare { type: 'object' } writes {}.
+    details: { type: 'object', additionalProperties: true },
   },
 } as const;
 
@@ -305,7 +306,7 @@ export const auditRecordSchema = {
     tee: teeSchema,
     verdict: verdictSchema,
     purpose: purposeSchema,
-    body: { type: 'object' },
+    body: { type: 'object', additionalProperties: true },
     prev: hexSha256Schema,
   },
 } as const;
@@ -323,7 +324,7 @@ export const recordDraftSchema = {
     tee: teeSchema,
     verdict: verdictSchema,
     purpose: purposeSchema,
-    body: { type: 'object' },
+    body: { type: 'object', additionalProperties: true },
   },
 } as const;
 

@@ -33,6 +33,8 @@ export interface ServerOptions {
   https?: { key: Buffer; cert: Buffer; ca?: Buffer };
   /** readiness: e.g. the store answers */
   ready?: () => Promise<boolean>;
+  /** how long /readyz waits for `ready` before answering 503 (default 2 s: probes time out, stores retry) */
+  readyTimeoutMs?: number;
 }
 
 /** Largest request body: evidence with a 4 MiB event log as base64 and its certificates. */
@@ -49,7 +51,7 @@ export function statusFor(e: JoinguardError): number {
   return 422;
 }
 
-const errorReplies = { 400: errorReplySchema, 401: errorReplySchema, 403: errorReplySchema, 404: errorReplySchema, 413: errorReplySchema, 422: errorReplySchema, 429: errorReplySchema, 500: errorReplySchema };
+const errorReplies = Object.fromEntries([400, 401, 403, 404, 413, 422, 429, 500].map((status) => [status, errorReplySchema]));
 
 export async function buildServer(o: ServerOptions): Promise<FastifyInstance> {
   const app = Fastify({
@@ -74,13 +76,27 @@ export async function buildServer(o: ServerOptions): Promise<FastifyInstance> {
     errorResponseBuilder: (_req, ctx) => ({ statusCode: 429, code: 'RATE_LIMITED', message: `rate limit exceeded: at most ${ctx.max} requests per ${ctx.after}`, details: {} }),
   });
 
+  // Graceful shutdown: close() closes idle keep-alive connections once, then waits for every connection to
+  // end. A connection whose request is in flight at that moment would otherwise stay open (idle, keep-alive)
+  // after its reply until the keep-alive timeout, holding the shutdown for up to 72 s; replies sent while
+  // closing therefore end their connection.
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
+  app.addHook('onSend', async (_req, reply, payload) => {
+    if (closing) void reply.header('connection', 'close');
+    return payload;
+  });
+
   app.setErrorHandler((err: unknown, req, reply) => {
     const e = toJoinguardError(err);
     const status = e.code === 'RATE_LIMITED' ? 429 : e.code === 'REQUEST_TOO_LARGE' ? 413 : statusFor(e);
     if (status >= 500) req.log.error({ err, code: e.code }, 'request failed');
     else req.log.info({ code: e.code }, 'request refused');
     o.metrics.rejections.inc({ code: e.code });
-    void reply.status(status).send(e.toJSON());
+    // A fault of ours is logged in full above; the client learns its code, not our internals.
+    void reply.status(status).send(status >= 500 ? { code: e.code, message: 'internal error', details: {} } : e.toJSON());
   });
   app.setNotFoundHandler((req, reply) => {
     void reply.status(404).send({ code: 'NOT_FOUND', message: `no route ${req.method} ${req.url}`, details: {} });
@@ -107,7 +123,7 @@ export async function buildServer(o: ServerOptions): Promise<FastifyInstance> {
 
   app.get('/healthz', { schema: { hide: true } }, async () => ({ status: 'ok' }));
   app.get('/readyz', { schema: { hide: true } }, async (_req, reply) => {
-    const ok = o.ready ? await o.ready().catch(() => false) : true;
+    const ok = o.ready ? await withTimeout(o.ready().catch(() => false), o.readyTimeoutMs ?? 2000, false) : true;
     return reply.status(ok ? 200 : 503).send({ status: ok ? 'ready' : 'not ready' });
   });
   app.get('/metrics', { schema: { hide: true } }, async (_req, reply) => {
@@ -175,6 +191,16 @@ export async function buildServer(o: ServerOptions): Promise<FastifyInstance> {
   );
 
   return app;
+}
+
+/** `p`, or `fallback` once `ms` have passed (a store that lost its servers may retry for longer than a probe waits). */
+function withTimeout<T>(p: Promise<T>, ms: number, fallback: T): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<T>((resolve) => {
+    timer = setTimeout(() => resolve(fallback), ms);
+    timer.unref();
+  });
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
 }
 
 /** Maps fastify's own errors (validation, body size, JSON syntax) and anything unexpected to our error type. */

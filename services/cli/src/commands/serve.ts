@@ -3,6 +3,8 @@ import { isJoinguardError } from '@joinguard/core';
 import { loadConfig, startVerifier } from '@joinguard/verifier';
 import { EXIT_USAGE } from '../output.js';
 
+const SHUTDOWN_TIMEOUT_MS = 25_000;
+
 /** `joinguard serve`: the verifier service, until SIGTERM/SIGINT (graceful: in-flight requests finish). */
 export function registerServe(program: Command): void {
   program
@@ -22,9 +24,18 @@ export function registerServe(program: Command): void {
           if (closing) return;
           closing = true;
           process.stderr.write(`joinguard: ${signal}: shutting down\n`);
+          // In-flight requests finish and the store closes; a close that hangs (a store that cannot reach its
+          // servers) must not outlive the orchestrator's grace period unreported.
+          setTimeout(() => {
+            process.stderr.write(`joinguard: shutdown did not finish within ${SHUTDOWN_TIMEOUT_MS / 1000} s; exiting\n`);
+            process.exit(1);
+          }, SHUTDOWN_TIMEOUT_MS).unref();
           running.close().then(
             () => process.exit(0),
-            () => process.exit(1),
+            (e: unknown) => {
+              process.stderr.write(`joinguard: shutdown failed: ${(e as Error).message}\n`);
+              process.exit(1);
+            },
           );
         };
         process.once('SIGTERM', () => stop('SIGTERM'));
