@@ -59,6 +59,11 @@ export interface SimTamper {
   runtimeDataAfterBinding?: Partial<RuntimeData>;
   /** A wrong runtimeData.akPublicSha256, bound into d (the quote's AK is not the bound one). */
   akPublicSha256?: string;
+  /**
+   * No runtimeData.akPublicSha256 at all, with d computed over that runtimeData: REPORT_DATA and extraData are
+   * bound correctly, but nothing names the vTPM AK (an attester that forgot to bind it).
+   */
+  omitAkPublicSha256?: boolean;
   /** Quote extraData other than SHA-256(d). */
   extraData?: Uint8Array;
   /** A reported PCR value changed after the quote (sha256 bank). */
@@ -253,6 +258,7 @@ export async function createSimCvm(opts: SimCvmOptions): Promise<SimCvm> {
         akPublicSha256: t.akPublicSha256 ?? sha256(vtpm.akPublic),
         ...o.runtimeData,
       };
+      if (t.omitAkPublicSha256) delete runtimeData.akPublicSha256;
       const d = bindingDigest(nonceBytes, runtimeData);
       const hw = hardwareReport(t.reportData ?? d);
       const q = vtpm.quote(t.extraData ?? tpmExtraData(d), quotedPcrs);

@@ -1,10 +1,13 @@
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { Command } from 'commander';
-import { parse as parseYaml } from 'yaml';
+import { parse as parseYaml, stringify as toYaml } from 'yaml';
 import { expectedDecodedFields, repoRoot } from '@joinguard/core/testing';
+import { createSimCvm, type SimCvm } from '@joinguard/simcvm';
+import type { AttestResponse, Evidence } from '@joinguard/protocol';
+import { defaultConfig, startVerifier, type RunningVerifier } from '@joinguard/verifier';
 import { registerPolicy } from '../src/commands/policy.js';
 
 // In-process: main.ts does not register the policy commands yet, so the bundle cannot be spawned.
@@ -226,5 +229,193 @@ describe('joinguard policy learn, evaluate, dry-run', () => {
     const c = await run(['policy', 'check', f, '--json']);
     expect(c.code).toBe(0);
     expect(JSON.parse(c.stdout).warnings).toEqual([]);
+  });
+});
+
+/*
+ * Evidence in place of claims: bundles of two simulated SNP CVMs (one test root, trusted only through
+ * --snp-test-root, as with `joinguard verify`) whose kernel command lines differ, and a verifier store holding
+ * real appraisal records of them.
+ */
+describe('joinguard policy learn and dry-run over evidence bundles and a verifier store', () => {
+  let a: SimCvm;
+  let b: SimCvm;
+  let root: string;
+  let evA: string;
+  let evB: string;
+  let evA2: string;
+  let evBad: string;
+  let v: RunningVerifier | undefined;
+  let storeFile: string;
+  const rec: { passA: string; failA: string; passB: string } = { passA: '', failA: '', passB: '' };
+  const AT = () => new Date().toISOString();
+
+  /** A draft that asks for a higher SNP firmware (snp 15) than the simulated CVMs report (snp 14). */
+  const strictDraft = () => {
+    const p = a.goodPolicy();
+    p.name = 'stricter-tcb';
+    p.snp!.minimumTcb = { ...p.snp!.minimumTcb, snp: 15 };
+    return write('strict-draft.json', p);
+  };
+
+  beforeAll(async () => {
+    a = await createSimCvm({ tee: 'snp', vtpm: 'software', nodeName: 'learn-a' });
+    b = await createSimCvm({ tee: 'snp', vtpm: 'software', nodeName: 'learn-b', pkiFrom: a, boot: { kernelCmdline: `${a.boot.kernelCmdline} node=b` } });
+    root = a.writeTrust(join(dir, 'sim-trust')).snpRootsPem!;
+    evA = write('evidence-a.json', await a.evidence());
+    evB = write('evidence-b.json', await b.evidence());
+    evA2 = write('evidence-a-again.json', await a.evidence());
+    evBad = write('evidence-bad.json', await a.evidence({ tamper: { runtimeDataAfterBinding: { nodeName: 'learn-x' } } }));
+
+    // A verifier with the same test root and a policy for both nodes' command lines records appraisals:
+    // learn-a passes, then fails (a PCR changed after the quote); learn-b passes.
+    const policy = a.goodPolicy();
+    policy.referenceValues![0]!.boot!.kernelCmdline = [a.boot.kernelCmdline, b.boot.kernelCmdline];
+    policy.referenceValues![0]!.pcrs = {};
+    const policyFile = write('verifier-policy.yaml', toYaml(policy));
+    const base = defaultConfig(join(dir, 'verifier'));
+    v = await startVerifier({ ...base, listen: { host: '127.0.0.1', port: 0 }, policy: { file: policyFile }, trust: { snpTestRoots: [root], tdxTestRoots: [] }, logLevel: 'silent' });
+    storeFile = base.store.kind === 'sqlite' ? base.store.path : '';
+    const attest = async (sim: SimCvm, tamper?: { pcr: { index: number; value: string } }) => {
+      const { nonce } = (await (await fetch(`${v!.url}/v1/challenge`)).json()) as { nonce: string };
+      const ev: Evidence = await sim.evidence({ nonce, ...(tamper ? { tamper } : {}) });
+      return (await (await fetch(`${v!.url}/v1/attest`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(ev) })).json()) as AttestResponse;
+    };
+    const pa = await attest(a);
+    expect(pa.appraisal.verdict).toBe('pass');
+    rec.passA = pa.recordId;
+    const fa = await attest(a, { pcr: { index: 7, value: 'ab'.repeat(32) } });
+    expect(fa.appraisal.verdict).toBe('fail');
+    rec.failA = fa.recordId;
+    const pb = await attest(b);
+    expect(pb.appraisal.verdict).toBe('pass');
+    rec.passB = pb.recordId;
+  });
+  afterAll(async () => {
+    await v?.close();
+    await a?.close();
+    await b?.close();
+  });
+
+  it('learn takes evidence: appraises it with --snp-test-root, keeps what both nodes share and reports the command lines', async () => {
+    const r = await run(['policy', 'learn', evA, evB, '--snp-test-root', root, '--id', 'os', '--ref-version', '2', '--json']);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const j = JSON.parse(r.stdout);
+    // Nodes are named by the runtimeData.nodeName their evidence binds.
+    expect(j.nodes).toEqual(['learn-a', 'learn-b']);
+    const good = a.goodPolicy().referenceValues![0]!;
+    expect(j.referenceValue).toMatchObject({ id: 'os', version: '2', snp: { measurement: good.snp!.measurement } });
+    expect(j.referenceValue.boot.bootApps).toEqual(a.boot.bootApps.map((x) => x.digestSha256));
+    expect(j.referenceValue.pcrs.sha256['7']).toEqual(good.pcrs!.sha256!['7']);
+    // The kernel command line (and PCR 8, which measures it) differ per node and are left out.
+    expect(j.referenceValue.pcrs.sha256['8']).toBeUndefined();
+    expect(j.differing).toEqual(
+      expect.arrayContaining([
+        { key: 'boot.kernelCmdline', values: { 'learn-a': [a.boot.kernelCmdline], 'learn-b': [b.boot.kernelCmdline] } },
+        expect.objectContaining({ key: 'pcrs.sha256.8' }),
+      ]),
+    );
+    expect(j.policy.tee.allowed).toEqual(['snp']);
+    expect(j.policy.snp.minimumTcb).toMatchObject({ bootloader: 3, tee: 0, snp: 14, microcode: 209 });
+  });
+
+  it('learn mixes evidence and claims files, and names a node seen twice by its file', async () => {
+    const claims = write('claims-milan.json', { name: 'milan', claims: snpClaims('snp/virtee_milan_v2/report.bin') });
+    const r = await run(['policy', 'learn', evA, evA2, claims, '--snp-test-root', root, '--json']);
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout).nodes).toEqual(['learn-a', 'learn-a@evidence-a-again', 'milan']);
+  });
+
+  it('learn refuses evidence that does not verify (exit 1 naming the node and the check)', async () => {
+    const untrusted = await run(['policy', 'learn', evA, evB, '--json']);
+    expect(untrusted.code).toBe(1);
+    const u = JSON.parse(untrusted.stdout).error;
+    expect(u.code).toMatch(/^SNP_/);
+    expect(u.details).toMatchObject({ node: 'learn-a', check: 'snp.hardware' });
+    const tampered = await run(['policy', 'learn', evA, evBad, '--snp-test-root', root, '--json']);
+    expect(tampered.code).toBe(1);
+    expect(JSON.parse(tampered.stdout).error).toMatchObject({ code: 'APPRAISE_REPORT_DATA_MISMATCH', details: { node: 'learn-x', check: 'binding.reportData' } });
+    const text = await run(['policy', 'learn', evBad, '--snp-test-root', root]);
+    expect(text.code).toBe(1);
+    expect(text.stderr).toMatch(/APPRAISE_REPORT_DATA_MISMATCH: evidence of learn-x does not verify \(binding\.reportData/);
+  });
+
+  it('learn and dry-run exit 2 for unusable trust options and evidence, evaluate refuses evidence', async () => {
+    expect((await run(['policy', 'learn', evA, '--snp-test-root', join(dir, 'absent.pem'), '--json'])).code).toBe(2);
+    expect((await run(['policy', 'learn', evA, '--tdx-collateral', join(dir, 'absent-dir'), '--json'])).code).toBe(2);
+    const notRoot = write('not-a-root.pem', 'not a PEM');
+    expect((await run(['policy', 'learn', evA, '--snp-test-root', notRoot, '--json'])).code).toBe(2);
+    const e = await run(['policy', 'evaluate', '--policy', write('any.json', a.goodPolicy()), evA, '--json']);
+    expect(e.code).toBe(2);
+    expect(e.stderr).toMatch(/evidence bundle.*joinguard verify/);
+  });
+
+  it('a draft learned from the evidence passes that evidence in a dry run', async () => {
+    const learned = await run(['policy', 'learn', evA, evB, '--snp-test-root', root]);
+    expect(learned.code).toBe(0);
+    const draft = write('learned-from-evidence.yaml', learned.stdout);
+    const r = await run(['policy', 'dry-run', '--policy', draft, evA, evB, '--snp-test-root', root, '--json']);
+    expect(r.code).toBe(0);
+    const j = JSON.parse(r.stdout);
+    expect(j.items.map((i: { id: string; newVerdict: string }) => [i.id, i.newVerdict])).toEqual([
+      ['learn-a', 'pass'],
+      ['learn-b', 'pass'],
+    ]);
+    expect(j.unverified).toEqual([]);
+  });
+
+  it('dry-run over evidence: the draft against the current policy, with evidence that does not verify set apart', async () => {
+    const current = write('current-a.json', a.goodPolicy());
+    const r = await run(['policy', 'dry-run', '--policy', strictDraft(), '--current', current, evA, evBad, '--snp-test-root', root, '--at', AT(), '--json']);
+    expect(r.code).toBe(0);
+    const j = JSON.parse(r.stdout);
+    expect(j.items).toHaveLength(1);
+    expect(j.items[0]).toMatchObject({ id: 'learn-a', oldVerdict: 'pass', newVerdict: 'fail', changed: true });
+    expect(j.items[0].newFailures).toEqual([expect.objectContaining({ rule: 'snp.tcb.minimum', expected: { snp: 15 }, actual: { snp: 14 } })]);
+    expect(j.newlyFailing).toEqual(['learn-a']);
+    expect(j.unverified).toEqual([expect.objectContaining({ id: 'learn-x', check: 'binding.reportData', code: 'APPRAISE_REPORT_DATA_MISMATCH' })]);
+    const t = await run(['policy', 'dry-run', '--policy', strictDraft(), '--current', current, evA, evBad, '--snp-test-root', root]);
+    expect(t.stdout).toContain('learn-a: pass -> fail (changed); new failures: snp.tcb.minimum');
+    expect(t.stdout).toMatch(/learn-x: fail \(evidence does not verify: binding\.reportData \[APPRAISE_REPORT_DATA_MISMATCH\]/);
+  });
+
+  it('dry-run --store: the claims of every stored appraisal against the draft, beside the stored verdicts', async () => {
+    const r = await run(['policy', 'dry-run', '--policy', strictDraft(), '--store', storeFile, '--json']);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const j = JSON.parse(r.stdout);
+    expect(j.items.map((i: { id: string; oldVerdict: string; newVerdict: string }) => [i.id, i.oldVerdict, i.newVerdict])).toEqual([
+      [`learn-a/${rec.passA}`, 'pass', 'fail'],
+      [`learn-b/${rec.passB}`, 'pass', 'fail'],
+    ]);
+    expect(j.newlyFailing).toEqual([`learn-a/${rec.passA}`, `learn-b/${rec.passB}`]);
+    // The record whose quote did not verify keeps its verdict under any policy.
+    expect(j.unverified).toEqual([{ id: `learn-a/${rec.failA}`, check: 'tpm.quote', code: 'TPM_QUOTE_PCR_DIGEST_MISMATCH', message: expect.any(String), oldVerdict: 'fail' }]);
+    // The verifier's own policy passes what it passed.
+    const same = await run(['policy', 'dry-run', '--policy', join(dir, 'verifier-policy.yaml'), '--store', storeFile, '--json']);
+    expect(JSON.parse(same.stdout)).toMatchObject({ passing: 2, failing: 0, newlyFailing: [], newlyPassing: [] });
+  });
+
+  it('dry-run --store --node and --latest select records; files and the store combine', async () => {
+    const node = JSON.parse((await run(['policy', 'dry-run', '--policy', strictDraft(), '--store', storeFile, '--node', 'learn-b', '--json'])).stdout);
+    expect(node.items.map((i: { id: string }) => i.id)).toEqual([`learn-b/${rec.passB}`]);
+    expect(node.unverified).toEqual([]);
+    const latest = JSON.parse((await run(['policy', 'dry-run', '--policy', strictDraft(), '--store', storeFile, '--latest', '--json'])).stdout);
+    // learn-a's latest appraisal is the failed one.
+    expect(latest.items.map((i: { id: string }) => i.id)).toEqual([`learn-b/${rec.passB}`]);
+    expect(latest.unverified.map((u: { id: string }) => u.id)).toEqual([`learn-a/${rec.failA}`]);
+    const both = JSON.parse((await run(['policy', 'dry-run', '--policy', strictDraft(), evB, '--snp-test-root', root, '--store', storeFile, '--node', 'learn-a', '--json'])).stdout);
+    expect(both.items.map((i: { id: string }) => i.id)).toEqual(['learn-b', `learn-a/${rec.passA}`]);
+  });
+
+  it('dry-run exits 2 without inputs, for --latest without --store, and for a store file that does not exist', async () => {
+    const draft = strictDraft();
+    expect((await run(['policy', 'dry-run', '--policy', draft, '--json'])).code).toBe(2);
+    expect((await run(['policy', 'dry-run', '--policy', draft, evA, '--latest', '--json'])).code).toBe(2);
+    const missing = await run(['policy', 'dry-run', '--policy', draft, '--store', join(dir, 'absent.sqlite'), '--json']);
+    expect(missing.code).toBe(2);
+    expect(JSON.parse(missing.stdout).error.code).toBe('INPUT_NOT_FOUND');
+    expect((await run(['policy', 'dry-run', '--policy', draft, '--store', storeFile, '--node', 'Not_A_Node', '--json'])).code).toBe(2);
   });
 });

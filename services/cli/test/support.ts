@@ -1,5 +1,5 @@
 // Runs the bundled joinguard command as a user would, and reads its JSON.
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { repoRoot } from '@joinguard/core/testing';
 
@@ -10,15 +10,37 @@ export interface CliRun {
   stderr: string;
 }
 
-export function cli(...args: string[]): CliRun {
-  const r = spawnSync(process.execPath, [join(repoRoot, 'services/cli/bin/joinguard.js'), ...args], { encoding: 'utf8' });
+const BIN = join(repoRoot, 'services/cli/bin/joinguard.js');
+
+function parsed(code: number | null, stdout: string, stderr: string): CliRun {
   let json: Record<string, unknown> | undefined;
   try {
-    json = JSON.parse(r.stdout) as Record<string, unknown>;
+    json = JSON.parse(stdout) as Record<string, unknown>;
   } catch {
     json = undefined;
   }
-  return { code: r.status ?? -1, json, stdout: r.stdout, stderr: r.stderr };
+  return { code: code ?? -1, json, stdout, stderr };
+}
+
+export function cli(...args: string[]): CliRun {
+  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8' });
+  return parsed(r.status, r.stdout, r.stderr);
+}
+
+/**
+ * The same, without blocking the event loop: for commands that talk to a verifier running in this process
+ * (spawnSync would stall the verifier the child is waiting for).
+ */
+export function cliAsync(...args: string[]): Promise<CliRun> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));
+    child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
+    child.on('error', reject);
+    child.on('close', (code) => resolve(parsed(code, stdout, stderr)));
+  });
 }
 
 export const errCode = (j: Record<string, unknown> | undefined): string | undefined => (j?.error as { code?: string } | undefined)?.code;

@@ -10,4 +10,4 @@ export { VerifierMetrics } from './metrics.js';
 export { SigningKeys, loadOrCreateSecret } from './secrets.js';
 export { hashToken, loadTokens } from './auth.js';
 export { appraiseEvidence, defaultTrust } from './appraise/index.js';
-export type { AppraisalContext, AppraisalOutcome } from './appraise/index.js';
+export type { AppraisalContext, AppraisalOutcome, AppraisalTrust } from './appraise/index.js';

@@ -1,9 +1,10 @@
+import { createHash, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { readVector, readVectorText } from '@joinguard/core/testing';
 import { POLICY_API_VERSION, POLICY_KIND, policyDigest, type Policy } from '@joinguard/policy';
 import { defaultTrust, type AppraisalContext, type AppraisalOutcome } from '../src/appraise/index.js';
 import { appraiseWithExpectedBinding } from '../src/appraise/testing.js';
-import { AZURE_VECTORS_TIME, CHALLENGE, ZERO_USER_DATA, azureEvidence, tpmtSignatureRsassa } from './support/azure.js';
+import { AZURE_VECTORS_TIME, CHALLENGE, ZERO_USER_DATA, azureEvidence, hclAkSpki, tpmtSignatureRsassa } from './support/azure.js';
 
 /*
  * The published Azure CVM bundles (MANIFEST.md "azure/"), fed through the engine with their own binding:
@@ -49,6 +50,27 @@ const chainFailed = (o: AppraisalOutcome) => failed(o).filter((x) => !x.startsWi
 const EXERCISED = ['evidence.decode', 'binding.azure.userData', 'binding.azure.varDataDigest', 'tpm.quote', 'binding.tpmExtraData', 'eventlog.replay', 'teeKey'];
 const expected = { azureUserData: ZERO_USER_DATA, tpmExtraData: CHALLENGE };
 
+/** An RSA signing key as a TPMT_PUBLIC (TPM 2.0 Part 2, 12.2.4): restricted signing AK, RSASSA-SHA256. */
+function rsaTpmtPublic(key: KeyObject): Buffer {
+  const jwk = key.export({ format: 'jwk' });
+  const n = Buffer.from(jwk.n!, 'base64url');
+  const e = Buffer.from(jwk.e!, 'base64url').readUIntBE(0, Buffer.from(jwk.e!, 'base64url').length);
+  const b = Buffer.alloc(2 + 2 + 4 + 2 + 2 + 2 + 2 + 2 + 4 + 2 + n.length);
+  let o = 0;
+  o = b.writeUInt16BE(0x0001, o); // type TPM_ALG_RSA
+  o = b.writeUInt16BE(0x000b, o); // nameAlg SHA-256
+  o = b.writeUInt32BE(0x00050072, o); // fixedTPM fixedParent sensitiveDataOrigin userWithAuth restricted sign
+  o = b.writeUInt16BE(0, o); // authPolicy: empty
+  o = b.writeUInt16BE(0x0010, o); // symmetric: TPM_ALG_NULL
+  o = b.writeUInt16BE(0x0014, o); // scheme: RSASSA
+  o = b.writeUInt16BE(0x000b, o); // scheme hash: SHA-256
+  o = b.writeUInt16BE(n.length * 8, o); // keyBits
+  o = b.writeUInt32BE(e === 65537 ? 0 : e, o); // exponent (0 = 2^16 + 1)
+  o = b.writeUInt16BE(n.length, o);
+  n.copy(b, o);
+  return b;
+}
+
 describe('real Azure SNP vTPM bundle (az_snp_vtpm_milan_v2)', () => {
   let out: AppraisalOutcome;
   beforeAll(async () => {
@@ -85,14 +107,51 @@ describe('real Azure SNP vTPM bundle (az_snp_vtpm_milan_v2)', () => {
   });
 
   it('fails binding.azure.varDataDigest on the derived report whose runtime data was changed (0x6e0 + 1)', async () => {
-    const o = await appraiseWithExpectedBinding(
-      azureEvidence('az_snp_vtpm_milan_v2', 'azure-snp-vtpm', 'azure/derived/az_snp_hcl_report_vardata_0x6e0_plus1.bin'),
-      ctxFor(policyFor('azure-snp-vtpm')),
-      expected,
-    );
+    // MANIFEST: byte 0x6e0 of the HCL report + 1, as in the source test. It lies in the runtime claims JSON,
+    // inside HCLEkPub's modulus: user-data (64 zero bytes) and HCLAkPub are untouched, the SNP report (and its
+    // signature) is too, so only REPORT_DATA[0:32] = SHA-256(runtime claims) can catch it.
+    const hclFile = 'azure/derived/az_snp_hcl_report_vardata_0x6e0_plus1.bin';
+    const o = await appraiseWithExpectedBinding(azureEvidence('az_snp_vtpm_milan_v2', 'azure-snp-vtpm', hclFile), ctxFor(policyFor('azure-snp-vtpm')), expected);
     expect(outcome(o, 'azure-snp-vtpm.hardware')).toBe('pass');
-    expect(failed(o)[0]).toMatch(/^binding\.azure\.(userData|varDataDigest):/);
+    expect(outcome(o, 'binding.azure.userData')).toBe('pass');
+    expect(chainFailed(o)).toEqual(['binding.azure.varDataDigest:AZURE_VAR_DATA_DIGEST_MISMATCH']);
+    for (const later of ['tpm.quote', 'binding.tpmExtraData', 'eventlog.replay', 'teeKey']) expect(outcome(o, later), later).toBe('skip');
+    // expected = SHA-256 of the changed runtime claims, actual = REPORT_DATA[0:32] (b3fbad65…afac, MANIFEST).
+    const c = o.appraisal.checks.find((x) => x.name === 'binding.azure.varDataDigest')!;
+    const hcl = Buffer.from(readVector(hclFile));
+    const at = 0x20 + 1184;
+    const runtimeClaims = hcl.subarray(at + 20, at + 20 + hcl.readUInt32LE(at + 16));
+    expect(c.expected).toBe(createHash('sha256').update(runtimeClaims).digest('hex'));
+    expect(c.actual).toMatch(/^b3fbad65[0-9a-f]{52}afac$/);
     expect(o.appraisal.verdict).toBe('fail');
+  });
+
+  it('fails tpm.quote with AZURE_AK_MISMATCH when tpm.akPublic is another RSA key than HCLAkPub (SPKI, as the bundle carries it)', async () => {
+    // The AK of the trustee vTPM vector (MANIFEST: an SPKI DER, RSA-2048): a real AK, just not this CVM's.
+    const other = Buffer.from((JSON.parse(readVectorText('tpm/trustee_tpm_evidence/tpm_evidence.json')) as { ak_public: string }).ak_public, 'base64');
+    expect(createPublicKey({ key: other, format: 'der', type: 'spki' }).asymmetricKeyDetails?.modulusLength).toBe(2048);
+    const ev = azureEvidence('az_snp_vtpm_milan_v2', 'azure-snp-vtpm');
+    expect(other.equals(Buffer.from(ev.tpm.akPublic, 'base64'))).toBe(false);
+    ev.tpm.akPublic = other.toString('base64');
+    const o = await appraiseWithExpectedBinding(ev, ctxFor(policyFor('azure-snp-vtpm')), expected);
+    expect(outcome(o, 'binding.azure.varDataDigest')).toBe('pass');
+    expect(chainFailed(o)).toEqual(['tpm.quote:AZURE_AK_MISMATCH']);
+    expect(outcome(o, 'binding.tpmExtraData')).toBe('skip');
+    expect(o.claims?.tpm).toBeUndefined();
+    expect(o.appraisal.verdict).toBe('fail');
+  });
+
+  it('fails tpm.quote with AZURE_AK_MISMATCH for another RSA key as a TPMT_PUBLIC, and passes with HCLAkPub as one', async () => {
+    const ctx = ctxFor(policyFor('azure-snp-vtpm'));
+    const ev = azureEvidence('az_snp_vtpm_milan_v2', 'azure-snp-vtpm');
+    ev.tpm.akPublic = rsaTpmtPublic(generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey).toString('base64');
+    expect(chainFailed(await appraiseWithExpectedBinding(ev, ctx, expected))).toEqual(['tpm.quote:AZURE_AK_MISMATCH']);
+    // The same encoding of the HCL report's own AK is accepted: the failure above is the key, not the format.
+    const hclAk = createPublicKey({ key: hclAkSpki(readVector('azure/az_snp_vtpm_milan_v2/hcl-report.bin')), format: 'der', type: 'spki' });
+    ev.tpm.akPublic = rsaTpmtPublic(hclAk).toString('base64');
+    const same = await appraiseWithExpectedBinding(ev, ctx, expected);
+    expect(failed(same)).toEqual([]);
+    expect(outcome(same, 'tpm.quote')).toBe('pass');
   });
 
   it('fails tpm.quote with the derived quote whose signature byte 0 was flipped', async () => {

@@ -84,12 +84,28 @@ describe('simulated SNP CVM (software vTPM)', () => {
     expect(chainFailures(o)).toEqual(['binding.akPublic:APPRAISE_AK_DIGEST_MISMATCH']);
   });
 
-  it('runtimeData without akPublicSha256 fails binding.akPublic', async () => {
+  it('akPublicSha256 removed from runtimeData after binding fails binding.reportData (d no longer matches)', async () => {
     const ev = await sim.evidence();
     delete ev.runtimeData.akPublicSha256;
     const o = await appraiseEvidence(ev, ctxFor(sim));
-    // d no longer matches either; the first failing check is named.
     expect(chainFailures(o)).toEqual(['binding.reportData:APPRAISE_REPORT_DATA_MISMATCH']);
+  });
+
+  it('runtimeData that names no AK, though correctly bound, fails binding.akPublic with APPRAISE_AK_NOT_BOUND', async () => {
+    const ev = await sim.evidence({ tamper: { omitAkPublicSha256: true } });
+    expect(ev.runtimeData).not.toHaveProperty('akPublicSha256');
+    const o = await appraiseEvidence(ev, ctxFor(sim));
+    // REPORT_DATA is d of this very runtimeData, so the binding check passes and the AK check is the one to refuse.
+    expect(outcomeOf(o, 'snp.hardware')).toBe('pass');
+    expect(outcomeOf(o, 'binding.reportData')).toBe('pass');
+    expect(o.bindingDigest).toBe(expectedD(ev));
+    expect(chainFailures(o)).toEqual(['binding.akPublic:APPRAISE_AK_NOT_BOUND']);
+    const c = o.appraisal.checks.find((x) => x.name === 'binding.akPublic')!;
+    // The check reports the digest of the AK that was sent, which nothing vouches for.
+    expect(c.actual).toBe(createHash('sha256').update(Buffer.from(ev.tpm.akPublic, 'base64')).digest('hex'));
+    for (const n of CHAIN.slice(3)) expect(outcomeOf(o, n), n).toBe('skip');
+    expect(o.claims?.tpm).toBeUndefined();
+    expect(o.appraisal.verdict).toBe('fail');
   });
 
   it('quote extraData other than SHA-256(d) fails binding.tpmExtraData', async () => {

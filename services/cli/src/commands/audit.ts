@@ -1,12 +1,14 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import type { JSONWebKeySet } from 'jose';
 import { inputError, reject } from '@joinguard/core';
-import { allKeys, generateSigningKey, type KeyRing, type RecordPage, type RecordQuery, type SignedRecord, type Evidence } from '@joinguard/protocol';
-import { openSqliteStore, verifyEntries, type ChainVerification, type RecordStore } from '@joinguard/store';
-import { appraiseEvidence, defaultTrust, readPolicy } from '@joinguard/verifier';
+import { allKeys, type KeyRing, type RecordPage, type RecordQuery, type SignedRecord, type Evidence } from '@joinguard/protocol';
+import { decodeRecordJws, verifyEntries, type ChainVerification, type RecordStore } from '@joinguard/store';
+import { readPolicy } from '@joinguard/verifier';
 import { policyDigest } from '@joinguard/policy';
+import { appraise, trustFlags, trustFrom, type TrustOpts } from '../appraise.js';
+import { openStoreFile } from '../store-file.js';
 import { runCommand, usage } from '../output.js';
 
 interface SourceOptions {
@@ -37,9 +39,20 @@ async function httpJson(url: string, token: string | undefined): Promise<unknown
     throw inputError('AUDIT_UNREACHABLE', `cannot reach ${url}: ${(e as Error).message}`, { url });
   }
   const body = (await res.json().catch(() => undefined)) as { code?: string; message?: string } | undefined;
-  if (res.status === 404) return undefined;
+  if (res.status === 404 && body?.code === 'NOT_FOUND') return undefined;
   if (!res.ok) throw inputError('AUDIT_HTTP', `${url} answered ${res.status}${body?.code ? ` ${body.code}: ${body.message}` : ''}`, { status: res.status });
+  if (body === undefined) throw inputError('AUDIT_HTTP', `${url} did not answer JSON: is it a joinguard verifier?`, { status: res.status });
   return body;
+}
+
+/**
+ * A record as the verifier signed it: the payload of its JWS, not the `record` member beside it (which a
+ * server, a proxy or a response serializer could change without the signature showing it).
+ */
+function signedRecord(x: unknown, url: string): SignedRecord {
+  const jws = (x as { jws?: unknown } | null)?.jws;
+  if (typeof jws !== 'string') throw inputError('AUDIT_HTTP', `${url} answered something that is not a signed record`, {});
+  return { record: decodeRecordJws(jws), jws };
 }
 
 async function openSource(o: SourceOptions): Promise<RecordSource> {
@@ -53,9 +66,24 @@ async function openSource(o: SourceOptions): Promise<RecordSource> {
       return p.toString();
     };
     const source: RecordSource = {
-      query: async (q) => (await httpJson(`${base}/v1/records?${params(q)}`, token)) as RecordPage,
-      get: async (id) => (await httpJson(`${base}/v1/records/${encodeURIComponent(id)}`, token)) as SignedRecord | undefined,
-      keys: async () => (o.jwks ? readJwks(o.jwks) : ((await httpJson(`${base}/v1/keys/all`, token)) as JSONWebKeySet)),
+      query: async (q) => {
+        const url = `${base}/v1/records?${params(q)}`;
+        const page = (await httpJson(url, token)) as { records?: unknown; nextCursor?: unknown } | undefined;
+        if (!page || !Array.isArray(page.records)) throw inputError('AUDIT_HTTP', `${url} answered something that is not a page of records`, {});
+        return { records: page.records.map((r) => signedRecord(r, url)), ...(typeof page.nextCursor === 'string' ? { nextCursor: page.nextCursor } : {}) };
+      },
+      get: async (id) => {
+        const url = `${base}/v1/records/${encodeURIComponent(id)}`;
+        const r = await httpJson(url, token);
+        return r === undefined ? undefined : signedRecord(r, url);
+      },
+      keys: async () => {
+        if (o.jwks) return readJwks(o.jwks);
+        const url = `${base}/v1/keys/all`;
+        const j = (await httpJson(url, token)) as JSONWebKeySet | undefined;
+        if (!j || !Array.isArray(j.keys)) throw inputError('AUDIT_HTTP', `${url} answered something that is not a JWKS`, {});
+        return j;
+      },
       logs: async () => ['appraisals', 'key-releases', 'revocations', 'policy', 'csr-decisions'],
       verifyChain: (log, keys) => verifyEntries(log, logEntries(source, log), keys),
       close: async () => undefined,
@@ -63,10 +91,7 @@ async function openSource(o: SourceOptions): Promise<RecordSource> {
     return source;
   }
   if (o.store) {
-    if (!existsSync(o.store)) throw inputError('INPUT_NOT_FOUND', `store file ${o.store} does not exist`, { path: o.store });
-    // The store needs a signer to open; an auditor never appends, so a throw-away key serves.
-    const throwaway = await generateSigningKey('ES256');
-    const store: RecordStore = openSqliteStore({ path: o.store, signer: { kid: throwaway.kid, privateKey: throwaway.privateKey } });
+    const store: RecordStore = await openStoreFile(o.store);
     return {
       query: (q) => store.query(q),
       get: (id) => store.get(id),
@@ -110,6 +135,25 @@ function withSource<T>(o: SourceOptions, f: (s: RecordSource) => Promise<T>): Pr
       await s.close();
     }
   });
+}
+
+/**
+ * The id of the stored record at which a chain breaks (the one at position `count`, in storage order), read
+ * from its payload without trusting it. None for a seq gap: the record of that seq is missing.
+ */
+async function brokenRecordId(s: RecordSource, c: ChainVerification): Promise<string | undefined> {
+  if (c.ok || c.code === 'STORE_CHAIN_SEQ_GAP') return undefined;
+  let i = 0;
+  for await (const { jws } of logEntries(s, c.log)) {
+    if (i++ < c.count) continue;
+    try {
+      const id = decodeRecordJws(jws).id;
+      return typeof id === 'string' ? id : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+  return undefined;
 }
 
 async function* logEntries(s: RecordSource, log: string): AsyncIterable<{ jws: string }> {
@@ -165,27 +209,26 @@ export function registerAudit(program: Command): void {
       }),
     );
 
-  sourceFlags(audit.command('verify').description('re-check every log: signatures, sequence and hash links; --reappraise re-runs stored evidence'))
-    .option('--reappraise', 're-run the verification of every stored appraisal and compare verdicts')
-    .option('--policy <file>', 'policy for --reappraise (the default policy when absent; its digest must match the record)')
-    .option('--snp-test-root <pem...>', 'extra SNP ARK to trust (simulated hardware)')
-    .option('--tdx-test-root <pem...>', 'extra TDX root CA to trust (simulated hardware)')
-    .option('--tdx-collateral <dir>', 'offline TDX collateral bundle')
-    .action((o: SourceOptions & { reappraise?: boolean; policy?: string; snpTestRoot?: string[]; tdxTestRoot?: string[]; tdxCollateral?: string }) =>
+  trustFlags(
+    sourceFlags(audit.command('verify').description('re-check every log: signatures, sequence and hash links; --reappraise re-runs stored evidence'))
+      .option('--reappraise', 're-run the verification of every stored appraisal and compare verdicts')
+      .option('--policy <file>', 'policy for --reappraise (the default policy when absent; its digest must match the record)'),
+  )
+    .action((o: SourceOptions & TrustOpts & { reappraise?: boolean; policy?: string }) =>
       runCommand(o, async () => {
         const report = await withSource(o, async (s) => {
           const keys = await s.keys();
-          const chains: ChainVerification[] = [];
-          for (const log of await s.logs()) chains.push(await s.verifyChain(log, keys));
+          const chains: Array<ChainVerification & { firstBadId?: string }> = [];
+          for (const log of await s.logs()) {
+            const c = await s.verifyChain(log, keys);
+            const id = await brokenRecordId(s, c);
+            chains.push(id === undefined ? c : { ...c, firstBadId: id });
+          }
           const reappraisals: Array<{ id: string; node?: string; recorded?: string; now: string; same: boolean; reason?: string }> = [];
           if (o.reappraise) {
             const policy = readPolicy(o.policy, new Date());
             const digest = policyDigest(policy);
-            const trust = defaultTrust({
-              snpTestRootsPem: (o.snpTestRoot ?? []).map((f) => readFileSync(f, 'utf8')),
-              tdxTestRootsPem: (o.tdxTestRoot ?? []).map((f) => readFileSync(f, 'utf8')),
-              ...(o.tdxCollateral ? { tdxCollateralDir: o.tdxCollateral } : {}),
-            });
+            const trust = trustFrom(o);
             for await (const { jws } of logEntries(s, 'appraisals')) {
               const rec = JSON.parse(Buffer.from(jws.split('.')[1] ?? '', 'base64url').toString('utf8')) as SignedRecord['record'];
               const evidence = rec.body.evidence as unknown as Evidence | undefined;
@@ -198,7 +241,7 @@ export function registerAudit(program: Command): void {
                 reappraisals.push({ id: rec.id, ...(rec.node ? { node: rec.node } : {}), ...(rec.verdict ? { recorded: rec.verdict } : {}), now: 'skipped', same: false, reason: `recorded under policy digest ${recordedPolicy?.digest}, not ${digest}` });
                 continue;
               }
-              const out = await appraiseEvidence(evidence, { now: new Date(rec.time), policy, policyRef: { id: policy.name, digest }, trust });
+              const out = await appraise(evidence, { now: new Date(rec.time), policy, trust });
               reappraisals.push({ id: rec.id, ...(rec.node ? { node: rec.node } : {}), ...(rec.verdict ? { recorded: rec.verdict } : {}), now: out.appraisal.verdict, same: out.appraisal.verdict === rec.verdict });
             }
           }
@@ -209,7 +252,7 @@ export function registerAudit(program: Command): void {
         const json = { verified: broken.length === 0 && differing.length === 0, chains: report.chains, ...(o.reappraise ? { reappraisals: report.reappraisals } : {}) };
         if (!json.verified) {
           const first = broken[0];
-          throw reject(first ? (first.code ?? 'AUDIT_CHAIN_BROKEN') : 'AUDIT_REAPPRAISAL_DIFFERS', first ? `log ${first.log} breaks at seq ${first.firstBadSeq}: ${first.reason}` : `${differing.length} stored appraisal(s) do not give the recorded verdict again`, json as unknown as Record<string, unknown>);
+          throw reject(first ? (first.code ?? 'AUDIT_CHAIN_BROKEN') : 'AUDIT_REAPPRAISAL_DIFFERS', first ? `log ${first.log} breaks at seq ${first.firstBadSeq}${first.firstBadId ? ` (record ${first.firstBadId})` : ''}: ${first.reason}` : `${differing.length} stored appraisal(s) do not give the recorded verdict again`, json as unknown as Record<string, unknown>);
         }
         const text = report.chains.map((c) => `${c.log}: ${c.count} records, chain intact`).join('\n') + (o.reappraise ? `\nreappraised ${report.reappraisals.length} appraisals: all verdicts reproduced` : '');
         return { json, text };

@@ -1,7 +1,9 @@
 import { basename } from 'node:path';
 import type { Command } from 'commander';
 import { stringify as toYaml } from 'yaml';
-import { inputError, readInputFile, type JoinguardError } from '@joinguard/core';
+import { inputError, readInputFile, reject, type JoinguardError } from '@joinguard/core';
+import type { Check, Evidence } from '@joinguard/protocol';
+import type { AppraisalTrust } from '@joinguard/verifier';
 import {
   appraisalError,
   checkPolicy,
@@ -22,7 +24,9 @@ import {
   type PolicyIssue,
   type Verdict,
 } from '@joinguard/policy';
+import { firstEvidenceFailure, looksLikeEvidence, MAX_EVIDENCE_BYTES, trustFlags, trustFrom, verifiedClaims, type TrustOpts } from '../appraise.js';
 import { runCommand, usage } from '../output.js';
+import { openStoreFile } from '../store-file.js';
 
 interface JsonOpt {
   json?: boolean;
@@ -66,37 +70,117 @@ interface ClaimsFileEntry {
   verdict?: Verdict;
 }
 
+/** An input whose evidence does not verify (or a stored appraisal whose evidence did not): no policy changes that. */
+interface UnverifiedEntry {
+  name: string;
+  /** the first check before the policy that failed */
+  check: string;
+  code: string;
+  message?: string;
+  verdict?: Verdict;
+}
+
+interface Inputs {
+  entries: ClaimsFileEntry[];
+  unverified: UnverifiedEntry[];
+}
+
+/** How evidence bundles among the inputs are appraised; absent: the command takes claims only. */
+interface EvidenceOptions {
+  now: Date;
+  trust: () => AppraisalTrust;
+}
+
 /**
- * Reads files of AppraisalClaims JSON: one claims object, `{name?, claims, verdict?}`, or an array of
- * either. (Raw evidence is mapped to claims by the verifier; until that mapping is public, the CLI
- * takes claims.)
+ * Reads input files: AppraisalClaims JSON (one claims object, `{name?, claims, verdict?}`, or an array of
+ * either) or evidence bundles (the JSON `joinguard verify` takes, or an array of them), which are appraised
+ * here by the verifier's engine and stand for the claims they prove. An evidence item is named after its
+ * runtimeData.nodeName.
  */
-function readClaimsFiles(paths: string[]): ClaimsFileEntry[] {
-  const out: ClaimsFileEntry[] = [];
+async function readInputs(paths: string[], evidence?: EvidenceOptions): Promise<Inputs> {
+  const entries: ClaimsFileEntry[] = [];
+  const unverified: UnverifiedEntry[] = [];
+  const used = new Set<string>();
+  // Names must tell the items apart (learn refuses duplicates). A name someone wrote is kept as written; a node
+  // name taken from evidence that is already in use (two boots of one node) gets its file's name too.
+  const named = (name: string): string => {
+    used.add(name);
+    return name;
+  };
+  const unique = (name: string, where: string): string => {
+    let n = used.has(name) ? `${name}@${where}` : name;
+    for (let i = 2; used.has(n); i++) n = `${name}@${where}#${i}`;
+    return named(n);
+  };
+  let trust: AppraisalTrust | undefined;
   for (const path of paths) {
     let doc: unknown;
     try {
-      doc = JSON.parse(readText(path, 'claims'));
+      doc = JSON.parse(Buffer.from(readInputFile(path, 'claims or evidence', MAX_EVIDENCE_BYTES)).toString('utf8'));
     } catch (e) {
       if ((e as JoinguardError).kind === 'input') throw e;
       throw inputError('POLICY_CLAIMS_INVALID', `claims file ${path} is not JSON: ${(e as Error).message}`, { path });
     }
     const list = Array.isArray(doc) ? doc : [doc];
-    list.forEach((item, i) => {
+    const base = basename(path).replace(/\.json$/i, '');
+    for (const [i, item] of list.entries()) {
       const where = list.length === 1 ? path : `${path}[${i}]`;
-      const fallback = list.length === 1 ? basename(path).replace(/\.json$/i, '') : `${basename(path).replace(/\.json$/i, '')}#${i}`;
-      if (item !== null && typeof item === 'object' && 'claims' in item) {
+      const fallback = list.length === 1 ? base : `${base}#${i}`;
+      if (looksLikeEvidence(item)) {
+        if (!evidence) throw usage(`${where} is an evidence bundle; this command takes claims (appraise evidence with \`joinguard verify\`)`, { path: where });
+        const ev = item as Evidence;
+        const node = typeof ev.runtimeData.nodeName === 'string' && ev.runtimeData.nodeName !== '' ? ev.runtimeData.nodeName : fallback;
+        trust ??= evidence.trust();
+        const v = await verifiedClaims(ev, evidence.now, trust);
+        if (v.ok) entries.push({ name: unique(node, fallback), claims: v.claims });
+        else unverified.push({ name: unique(node, fallback), check: v.failed.name, code: v.failed.code ?? 'APPRAISE_FAILED', ...(v.failed.message ? { message: v.failed.message } : {}) });
+      } else if (item !== null && typeof item === 'object' && 'claims' in item) {
         const w = item as { name?: unknown; claims: unknown; verdict?: unknown };
         if (w.verdict !== undefined && w.verdict !== 'pass' && w.verdict !== 'fail') throw inputError('POLICY_CLAIMS_INVALID', `${where}: verdict must be "pass" or "fail"`, { path: where });
-        out.push({
-          name: typeof w.name === 'string' && w.name !== '' ? w.name : fallback,
+        entries.push({
+          name: named(typeof w.name === 'string' && w.name !== '' ? w.name : fallback),
           claims: parseClaims(w.claims, where),
           ...(w.verdict === undefined ? {} : { verdict: w.verdict as Verdict }),
         });
-      } else out.push({ name: fallback, claims: parseClaims(item, where) });
-    });
+      } else entries.push({ name: named(fallback), claims: parseClaims(item, where) });
+    }
   }
-  return out;
+  return { entries, unverified };
+}
+
+/**
+ * The appraisal records of a verifier's store file, as dry-run items: the claims each record keeps (the very
+ * claims its policy judged) with the verdict it was given. Records whose evidence failed before the policy
+ * cannot be changed by any policy and are returned as unverified. Records are read as stored; `joinguard
+ * audit verify` checks their signatures and chain.
+ */
+async function readStoredAppraisals(path: string, o: { node?: string; latest?: boolean }): Promise<Inputs> {
+  const store = await openStoreFile(path);
+  const byNode = new Map<string, { entry?: ClaimsFileEntry; unverified?: UnverifiedEntry }>();
+  const all: Array<{ entry?: ClaimsFileEntry; unverified?: UnverifiedEntry }> = [];
+  try {
+    let cursor: string | undefined;
+    do {
+      const page = await store.query({ kind: 'appraisal', ...(o.node ? { node: o.node } : {}), limit: 500, ...(cursor ? { cursor } : {}) });
+      for (const { record } of page.records) {
+        const name = `${record.node ?? 'unknown'}/${record.id}`;
+        const body = record.body as { claims?: unknown; checks?: Check[] };
+        const failed = Array.isArray(body.checks) ? firstEvidenceFailure(body.checks) : undefined;
+        const verdict = record.verdict === 'pass' || record.verdict === 'fail' ? { verdict: record.verdict } : {};
+        let item: { entry?: ClaimsFileEntry; unverified?: UnverifiedEntry };
+        if (failed) item = { unverified: { name, check: failed.name, code: failed.code ?? 'APPRAISE_FAILED', ...(failed.message ? { message: failed.message } : {}), ...verdict } };
+        else if (body.claims === undefined) item = { unverified: { name, check: 'evidence.decode', code: 'APPRAISE_NO_CLAIMS', message: 'the record keeps no claims', ...verdict } };
+        else item = { entry: { name, claims: parseClaims(body.claims, `record ${record.id}`), ...verdict } };
+        if (o.latest) byNode.set(record.node ?? record.id, item);
+        else all.push(item);
+      }
+      cursor = page.nextCursor;
+    } while (cursor);
+  } finally {
+    await store.close();
+  }
+  const items = o.latest ? [...byNode.values()] : all;
+  return { entries: items.flatMap((x) => (x.entry ? [x.entry] : [])), unverified: items.flatMap((x) => (x.unverified ? [x.unverified] : [])) };
 }
 
 function parsePcrList(s: string | undefined): number[] | undefined {
@@ -139,10 +223,13 @@ export function registerPolicy(program: Command): void {
       }),
     );
 
-  policy
-    .command('learn')
-    .description('propose reference values from the claims of known-good nodes (files of AppraisalClaims JSON)')
-    .argument('<claims...>', 'claims files: an AppraisalClaims object, {name, claims}, or an array of them')
+  trustFlags(
+    policy
+      .command('learn')
+      .description('propose reference values from known-good nodes: their evidence bundles (appraised as by `joinguard verify`) or AppraisalClaims')
+      .argument('<inputs...>', 'evidence bundles (POST /v1/attest JSON) or claims files: an AppraisalClaims object, {name, claims}, or an array of them')
+      .option('--at <time>', 'appraise evidence at this RFC 3339 time instead of now'),
+  )
     .option('--id <id>', 'id of the proposed reference value', 'learned')
     .option('--ref-version <version>', 'version of the proposed reference value', '1')
     .option('--expires <time>', 'expiry (RFC 3339) of the proposed reference value')
@@ -150,16 +237,27 @@ export function registerPolicy(program: Command): void {
     .option('--name <name>', 'name of the draft policy', 'learned')
     .option('--pcrs <list>', 'PCR indices to learn raw values for (default 0-15)')
     .option('--json', 'print JSON (the draft policy, the reference value, and what differs per node)')
-    .action(async (files: string[], opts: JsonOpt & { id: string; refVersion: string; expires?: string; notBefore?: string; name: string; pcrs?: string }) =>
-      runCommand(opts, () => {
-        const inputs: LearnInput[] = readClaimsFiles(files).map((e) => ({ name: e.name, claims: e.claims }));
+    .action(async (files: string[], opts: JsonOpt & TrustOpts & { at?: string; id: string; refVersion: string; expires?: string; notBefore?: string; name: string; pcrs?: string }) =>
+      runCommand(opts, async () => {
+        const pcrs = parsePcrList(opts.pcrs);
+        const read = await readInputs(files, { now: parseAt(opts.at), trust: () => trustFrom(opts) });
+        // Reference values come from known-good nodes only: evidence that does not verify is refused.
+        const bad = read.unverified[0];
+        if (bad) {
+          throw reject(bad.code, `evidence of ${bad.name} does not verify (${bad.check}: ${bad.message ?? bad.code}); learn only from known-good nodes`, {
+            node: bad.name,
+            check: bad.check,
+            unverified: read.unverified,
+          });
+        }
+        const inputs: LearnInput[] = read.entries.map((e) => ({ name: e.name, claims: e.claims }));
         const r = learn(inputs, {
           id: opts.id,
           version: opts.refVersion,
           policyName: opts.name,
           ...(opts.expires === undefined ? {} : { expires: opts.expires }),
           ...(opts.notBefore === undefined ? {} : { notBefore: opts.notBefore }),
-          ...(opts.pcrs === undefined ? {} : { pcrs: parsePcrList(opts.pcrs) }),
+          ...(pcrs === undefined ? {} : { pcrs }),
         });
         // The draft must itself be a valid policy; bad --expires values surface here as schema errors.
         try {
@@ -184,10 +282,10 @@ export function registerPolicy(program: Command): void {
     .option('--at <time>', 'evaluate at this RFC 3339 time instead of now')
     .option('--json', 'print JSON')
     .action(async (file: string, opts: JsonOpt & { policy: string; at?: string }) =>
-      runCommand(opts, () => {
+      runCommand(opts, async () => {
         const now = parseAt(opts.at);
         const p = loadPolicyFile(opts.policy, now);
-        const entries = readClaimsFiles([file]);
+        const { entries } = await readInputs([file]);
         if (entries.length !== 1) throw usage(`${file} holds ${entries.length} claims; evaluate takes one (use dry-run for several)`);
         const a = evaluate(p, entries[0]!.claims, now);
         const err = appraisalError(a);
@@ -196,26 +294,47 @@ export function registerPolicy(program: Command): void {
       }),
     );
 
-  policy
-    .command('dry-run')
-    .description('evaluate a draft policy over stored claims and compare with the old verdicts; changes nothing')
-    .requiredOption('--policy <file>', 'draft policy file')
-    .option('--current <file>', 'current policy, for items without a stored verdict')
-    .argument('<claims...>', 'claims files (AppraisalClaims, {name, claims, verdict}, or arrays of them)')
-    .option('--at <time>', 'evaluate at this RFC 3339 time instead of now')
+  trustFlags(
+    policy
+      .command('dry-run')
+      .description('evaluate a draft policy over stored claims, evidence or a store\'s appraisals and compare with the old verdicts; changes nothing')
+      .requiredOption('--policy <file>', 'draft policy file')
+      .option('--current <file>', 'current policy, for items without a stored verdict')
+      .argument('[inputs...]', 'evidence bundles or claims files (AppraisalClaims, {name, claims, verdict}, or arrays of them)')
+      .option('--store <file>', 'also every appraisal record of this verifier store file (SQLite), with its stored verdict')
+      .option('--node <name>', 'with --store: only this node\'s appraisals')
+      .option('--latest', 'with --store: only the latest appraisal of each node')
+      .option('--at <time>', 'evaluate (and appraise evidence) at this RFC 3339 time instead of now'),
+  )
     .option('--json', 'print JSON')
-    .action(async (files: string[], opts: JsonOpt & { policy: string; current?: string; at?: string }) =>
-      runCommand(opts, () => {
+    .action(async (files: string[], opts: JsonOpt & TrustOpts & { policy: string; current?: string; at?: string; store?: string; node?: string; latest?: boolean }) =>
+      runCommand(opts, async () => {
+        if (files.length === 0 && opts.store === undefined) throw usage('give evidence or claims files, or --store FILE');
+        if ((opts.node !== undefined || opts.latest) && opts.store === undefined) throw usage('--node and --latest select records of --store FILE');
         const now = parseAt(opts.at);
         const draft = loadPolicyFile(opts.policy, now);
         const current = opts.current === undefined ? undefined : loadPolicyFile(opts.current, now);
-        const items: DryRunItem[] = readClaimsFiles(files).map((e) => ({ id: e.name, claims: e.claims, ...(e.verdict ? { verdict: e.verdict } : {}) }));
+        const fromFiles = await readInputs(files, { now, trust: () => trustFrom(opts) });
+        const fromStore = opts.store === undefined ? { entries: [], unverified: [] } : await readStoredAppraisals(opts.store, { ...(opts.node ? { node: opts.node } : {}), ...(opts.latest ? { latest: true } : {}) });
+        const entries = [...fromFiles.entries, ...fromStore.entries];
+        const unverified = [...fromFiles.unverified, ...fromStore.unverified];
+        const items: DryRunItem[] = entries.map((e) => ({ id: e.name, claims: e.claims, ...(e.verdict ? { verdict: e.verdict } : {}) }));
         const r = dryRun(draft, items, now, current);
         const lines = r.items.map(
           (i) => `${i.id}: ${i.oldVerdict ?? '?'} -> ${i.newVerdict}${i.changed ? ' (changed)' : ''}${i.newFailures.length ? `; new failures: ${i.newFailures.map((f) => `${f.rule}${f.path ? ` at ${f.path}` : ''}`).join(', ')}` : ''}`,
         );
-        const text = [`draft ${r.policy.name}: ${r.passing} pass, ${r.failing} fail; newly failing: ${r.newlyFailing.join(', ') || 'none'}`, ...lines].join('\n');
-        return { json: r, text };
+        const notEvaluated = unverified.map((u) => `${u.name}: ${u.verdict ?? 'fail'} (evidence does not verify: ${u.check} [${u.code}]; no policy changes that)`);
+        const text = [
+          `draft ${r.policy.name}: ${r.passing} pass, ${r.failing} fail; newly failing: ${r.newlyFailing.join(', ') || 'none'}${unverified.length ? `; ${unverified.length} not evaluated` : ''}`,
+          ...lines,
+          ...notEvaluated,
+        ].join('\n');
+        const json = {
+          ...r,
+          // Items judged before any policy: their evidence fails a hardware, binding, quote or event-log check.
+          unverified: unverified.map((u) => ({ id: u.name, check: u.check, code: u.code, ...(u.message ? { message: u.message } : {}), ...(u.verdict ? { oldVerdict: u.verdict } : {}) })),
+        };
+        return { json, text };
       }),
     );
 

@@ -1,0 +1,97 @@
+// The appraisal of evidence bundles from the command line, shared by `joinguard verify`, `joinguard policy
+// learn|dry-run` (evidence in place of claims) and `joinguard audit verify --reappraise`: the trust options,
+// reading a bundle, and the engine of the verifier service itself (its public face, @joinguard/verifier).
+import { existsSync, statSync } from 'node:fs';
+import type { Command } from 'commander';
+import { inputError, readInputFile } from '@joinguard/core';
+import { defaultPolicy, policyDigest, type AppraisalClaims, type Policy } from '@joinguard/policy';
+import type { Check, Evidence } from '@joinguard/protocol';
+import { appraiseEvidence, defaultTrust, type AppraisalOutcome, type AppraisalTrust } from '@joinguard/verifier';
+import { usage } from './output.js';
+
+export type { AppraisalOutcome } from '@joinguard/verifier';
+
+/** Evidence bundles may carry whole event logs; 16 MiB is the limit of `joinguard verify` and of records. */
+export const MAX_EVIDENCE_BYTES = 16 * 1024 * 1024;
+
+export interface TrustOpts {
+  snpTestRoot?: string[];
+  tdxTestRoot?: string[];
+  tdxCollateral?: string;
+}
+
+export function collect(v: string, prev: string[] = []): string[] {
+  return [...prev, v];
+}
+
+/** The trust flags of `joinguard verify`, for every command that appraises evidence. */
+export function trustFlags(c: Command): Command {
+  return c
+    .option('--snp-test-root <pem>', 'also trust this SNP test root (ASK/ARK PEM of a simulated CVM); repeatable', collect)
+    .option('--tdx-test-root <pem>', 'also trust this TDX test root CA (PEM); repeatable', collect)
+    .option('--tdx-collateral <dir>', 'offline TDX collateral directory (TCB info, QE identity, CRLs of one platform)');
+}
+
+function text(path: string, what: string, max?: number): string {
+  return Buffer.from(readInputFile(path, what, max)).toString('utf8');
+}
+
+/** AMD's and Intel's roots, plus the test roots and offline TDX collateral the options name. */
+export function trustFrom(o: TrustOpts): AppraisalTrust {
+  if (o.tdxCollateral !== undefined && (!existsSync(o.tdxCollateral) || !statSync(o.tdxCollateral).isDirectory())) {
+    throw usage(`--tdx-collateral ${o.tdxCollateral} is not a directory`, { path: o.tdxCollateral });
+  }
+  return defaultTrust({
+    snpTestRootsPem: (o.snpTestRoot ?? []).map((p) => text(p, 'SNP test root')),
+    tdxTestRootsPem: (o.tdxTestRoot ?? []).map((p) => text(p, 'TDX test root')),
+    ...(o.tdxCollateral !== undefined ? { tdxCollateralDir: o.tdxCollateral } : {}),
+  });
+}
+
+export function readEvidenceFile(path: string): Evidence {
+  try {
+    return JSON.parse(text(path, 'evidence', MAX_EVIDENCE_BYTES)) as Evidence;
+  } catch (e) {
+    if (e instanceof SyntaxError) throw inputError('CLI_BAD_EVIDENCE', `evidence ${path} is not JSON: ${e.message}`, { path });
+    throw e;
+  }
+}
+
+/**
+ * Whether a JSON document is an evidence bundle (the body of POST /v1/attest) rather than AppraisalClaims: it
+ * has the bundle's members, which claims never have. Whether it is a *valid* bundle is the appraisal's call.
+ */
+export function looksLikeEvidence(doc: unknown): boolean {
+  if (doc === null || typeof doc !== 'object' || Array.isArray(doc)) return false;
+  const d = doc as Record<string, unknown>;
+  return typeof d.nonce === 'string' && typeof d.tee === 'string' && isObject(d.runtimeData) && isObject(d.hardware) && isObject(d.tpm);
+}
+
+function isObject(x: unknown): boolean {
+  return x !== null && typeof x === 'object' && !Array.isArray(x);
+}
+
+export async function appraise(evidence: Evidence, o: { now: Date; policy: Policy; trust: AppraisalTrust }): Promise<AppraisalOutcome> {
+  return appraiseEvidence(evidence, { now: o.now, policy: o.policy, policyRef: { id: o.policy.name, digest: policyDigest(o.policy) }, trust: o.trust });
+}
+
+/** The first failed check before the policy: the evidence itself does not verify, whatever the policy. */
+export function firstEvidenceFailure(checks: readonly Check[]): Check | undefined {
+  return checks.find((c) => c.outcome === 'fail' && c.name !== 'policy' && !c.name.startsWith('policy.'));
+}
+
+export type VerifiedClaims =
+  | { ok: true; claims: AppraisalClaims; outcome: AppraisalOutcome }
+  | { ok: false; failed: Check; outcome: AppraisalOutcome };
+
+/**
+ * The claims an evidence bundle proves, when every check before the policy passes (hardware, bindings, quote,
+ * event log, teeKey). The policy the engine runs meanwhile does not matter: the claims are the same under any.
+ */
+export async function verifiedClaims(evidence: Evidence, now: Date, trust: AppraisalTrust): Promise<VerifiedClaims> {
+  const outcome = await appraise(evidence, { now, policy: defaultPolicy(), trust });
+  const failed = firstEvidenceFailure(outcome.appraisal.checks);
+  if (failed) return { ok: false, failed, outcome };
+  if (!outcome.claims) return { ok: false, failed: { name: 'evidence.decode', outcome: 'fail', code: 'APPRAISE_NO_CLAIMS', message: 'the evidence yields no claims' }, outcome };
+  return { ok: true, claims: outcome.claims, outcome };
+}
