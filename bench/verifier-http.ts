@@ -7,7 +7,7 @@
 // to CPU 1, prepares the evidence (each bundle needs its own challenge, fetched before measuring) and
 // drives the load over keep-alive HTTP. Goals (issue 5): >= 1,000 appraisals/s and p99 < 50 ms at 500/s.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -26,6 +26,19 @@ const storeKind = args.get('store') ?? 'sqlite';
 
 const pin = (cpu: number) => (spawnSync('taskset', ['-c', String(cpu), 'true']).status === 0 ? ['taskset', '-c', String(cpu)] : []);
 spawnSync('taskset', ['-cp', '1', String(process.pid)]);
+
+/** user + system CPU seconds of a process and all its threads so far (Linux), or undefined elsewhere. */
+function serverCpuSeconds(pid: number | undefined): number | undefined {
+  if (pid === undefined) return undefined;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const ticks = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
+    return (Number(fields[11]) + Number(fields[12])) / ticks;
+  } catch {
+    return undefined;
+  }
+}
 
 async function freePort(): Promise<number> {
   return new Promise((resolve) => {
@@ -121,6 +134,7 @@ async function main(): Promise<void> {
     const tp = bodies.splice(0, throughputCount);
     let next = 0;
     let failed = 0;
+    const cpu0 = serverCpuSeconds(child.pid);
     const t0 = process.hrtime.bigint();
     await Promise.all(
       Array.from({ length: concurrency }, async () => {
@@ -133,6 +147,8 @@ async function main(): Promise<void> {
     );
     const tpSec = Number(process.hrtime.bigint() - t0) / 1e9;
     const perSec = tp.length / tpSec;
+    const cpu1 = serverCpuSeconds(child.pid);
+    const cpuMs = cpu0 !== undefined && cpu1 !== undefined ? ((cpu1 - cpu0) * 1000) / tp.length : undefined;
 
     // Open loop at a fixed rate: each request starts on its schedule whether or not earlier ones finished.
     const lat = bodies.splice(0, latencyCount);
@@ -159,6 +175,9 @@ async function main(): Promise<void> {
     const raw = rawEcdsaP384(2000);
     console.log(`verifier over HTTP, one core (taskset CPU 0), store ${storeKind}, bundle ${(bundleBytes / 1024).toFixed(1)} KiB (SNP report + vTPM quote + event log)`);
     console.log(`  throughput: ${perSec.toFixed(0)} appraisals/s (${tp.length} in ${tpSec.toFixed(2)} s, concurrency ${concurrency}, ${failed} non-200)`);
+    if (cpuMs !== undefined) {
+      console.log(`  verifier CPU per appraisal (all its threads, /proc): ${cpuMs.toFixed(2)} ms, i.e. ${(1000 / cpuMs).toFixed(0)} appraisals/s on a core of its own`);
+    }
     console.log(`  latency at ${rate}/s offered (${lat.length} requests): p50 ${q(0.5).toFixed(1)} ms, p90 ${q(0.9).toFixed(1)} ms, p99 ${q(0.99).toFixed(1)} ms, max ${latencies.at(-1)!.toFixed(1)} ms`);
     console.log(`  raw ECDSA P-384 verify, same core: ${raw.toFixed(0)}/s; appraisals per raw verify: ${(perSec / raw).toFixed(2)}`);
     console.log(`  goals: >= 1000/s ${perSec >= 1000 ? 'met' : 'NOT met'}; p99 < 50 ms at 500/s ${rate === 500 && q(0.99) < 50 ? 'met' : rate === 500 ? 'NOT met' : 'n/a'}`);

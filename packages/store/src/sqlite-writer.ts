@@ -115,18 +115,26 @@ const db = new Database(workerData.path, { timeout: workerData.timeoutMs });
 db.pragma('journal_mode = WAL');
 db.pragma('synchronous = NORMAL');
 const ops = (${writeOps.toString()})(db);
-parentPort.on('message', ({ id, op, args }) => {
-  if (op === 'close') {
+parentPort.on('message', (batch) => {
+  const replies = [];
+  let closing = false;
+  for (const { id, op, args } of batch) {
+    if (op === 'close') {
+      closing = true;
+      replies.push({ id, ok: true });
+      continue;
+    }
+    try {
+      replies.push({ id, ok: true, value: ops[op](...args) });
+    } catch (e) {
+      replies.push({ id, ok: false, message: String(e && e.message), code: e && e.code });
+    }
+  }
+  if (closing) {
     try { db.close(); } catch {}
-    parentPort.postMessage({ id, ok: true });
-    parentPort.close();
-    return;
   }
-  try {
-    parentPort.postMessage({ id, ok: true, value: ops[op](...args) });
-  } catch (e) {
-    parentPort.postMessage({ id, ok: false, message: String(e && e.message), code: e && e.code });
-  }
+  parentPort.postMessage(replies);
+  if (closing) parentPort.close();
 });
 `;
 
@@ -149,23 +157,33 @@ export function threadWriter(path: string, timeoutMs: number): SqliteWriter {
     for (const w of waiting.values()) w.reject(e);
     waiting.clear();
   };
-  worker.on('message', (m: { id: number; ok: boolean; value?: boolean; message?: string; code?: string }) => {
-    const w = waiting.get(m.id);
-    if (w === undefined) return;
-    waiting.delete(m.id);
+  worker.on('message', (replies: { id: number; ok: boolean; value?: boolean; message?: string; code?: string }[]) => {
+    for (const m of replies) {
+      const w = waiting.get(m.id);
+      if (w === undefined) continue;
+      waiting.delete(m.id);
+      if (m.ok) w.resolve(m.value === true);
+      else w.reject(Object.assign(new Error(m.message), { code: m.code }));
+    }
     if (waiting.size === 0) worker.unref();
-    if (m.ok) w.resolve(m.value === true);
-    else w.reject(Object.assign(new Error(m.message), { code: m.code }));
   });
   worker.on('error', (e) => failAll(e));
   worker.on('exit', (code) => failAll(new Error(`the sqlite writer thread exited (code ${code})`)));
+  // What one event-loop turn asks for goes over in one message (in order), and comes back in one.
+  let outbox: { id: number; op: string; args: unknown[] }[] = [];
+  const flush = () => {
+    const batch = outbox;
+    outbox = [];
+    if (broken) return;
+    worker.postMessage(batch);
+  };
   const send = (op: string, args: unknown[]): Promise<boolean> => {
     if (broken) return Promise.reject(broken);
     return new Promise<boolean>((resolve, reject) => {
       const id = nextId++;
       if (waiting.size === 0) worker.ref();
       waiting.set(id, { resolve, reject });
-      worker.postMessage({ id, op, args });
+      if (outbox.push({ id, op, args }) === 1) setImmediate(flush);
     });
   };
   return {
