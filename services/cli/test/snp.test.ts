@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { expectedDecodedFields, readVector, vectorPath } from '@joinguard/core/testing';
-import { createTestAuthority, issueTestLeaf, makeTestReport } from '@joinguard/snp/testing';
+import { createTestAuthority, createTestCrl, issueTestLeaf, makeTestReport } from '@joinguard/snp/testing';
 import { buildCli, cli, errCode } from './support.js';
 
 const V = (rel: string) => vectorPath(rel);
@@ -61,12 +61,21 @@ describe('joinguard snp inspect', () => {
     expect(json!.product).toBeNull();
   });
 
-  it('random bytes are rejected with a code (exit 1)', () => {
+  it('random bytes are rejected with a code (exit 1): report length → SNP_UNSUPPORTED_VERSION, short → SNP_REPORT_TRUNCATED', () => {
     const f = join(dir, 'random.bin');
-    writeFileSync(f, randomBytes(1184));
+    const b = randomBytes(1184);
+    if ([2, 3, 5].includes(b.readUInt32LE(0))) b[3] = 0xff; // a supported VERSION word (p ≈ 7e-10) would be decoded further
+    writeFileSync(f, b);
     const { code, json } = cli('snp', 'inspect', f, '--json');
     expect(code).toBe(1);
-    expect(errCode(json)).toMatch(/^SNP_/);
+    expect(errCode(json)).toBe('SNP_UNSUPPORTED_VERSION');
+    expect((json!.error as { details: unknown }).details).toMatchObject({ version: b.readUInt32LE(0) });
+    const short = join(dir, 'random-short.bin');
+    writeFileSync(short, randomBytes(100));
+    const t = cli('snp', 'inspect', short, '--json');
+    expect(t.code).toBe(1);
+    expect(errCode(t.json)).toBe('SNP_REPORT_TRUNCATED');
+    expect((t.json!.error as { details: unknown }).details).toMatchObject({ length: 100, expected: 1184 });
   });
 });
 
@@ -162,5 +171,44 @@ describe('joinguard snp verify with the simulated signer', () => {
     const trusted = cli(...base, '--trusted-ark', join(dir, 'sim-ark.pem'));
     expect(trusted.code).toBe(0);
     expect((trusted.json!.claims as { reportData: string }).reportData).toBe('ab'.repeat(64));
+  });
+
+  it('--crl: a current ARK CRL without the ASK passes; one revoking the ASK (DER or PEM) → exit 1 SNP_CERT_REVOKED; a stale one → SNP_CRL_STALE', async () => {
+    const auth = await createTestAuthority({ product: 'genoa', withAsvk: false });
+    const chipId = new Uint8Array(randomBytes(64));
+    const tcb = { bootloader: 9, tee: 0, snp: 21, microcode: 72 };
+    const vcek = await issueTestLeaf(auth, { chipId, tcb });
+    writeFileSync(join(dir, 'crl-sim.bin'), makeTestReport({ product: 'genoa', chipId, reportedTcb: tcb }, vcek.privateKey));
+    writeFileSync(join(dir, 'crl-sim-vcek.der'), vcek.der);
+    writeFileSync(join(dir, 'crl-sim-chain.pem'), auth.ask.pem + '\n' + auth.ark.pem + '\n');
+    writeFileSync(join(dir, 'crl-sim-ark.pem'), auth.ark.pem);
+    const thisUpdate = new Date('2026-11-01T00:00:00Z');
+    const nextUpdate = new Date('2026-12-01T00:00:00Z');
+    const clean = await createTestCrl(auth, ['1234'], thisUpdate, nextUpdate);
+    const revoked = await createTestCrl(auth, [auth.ask.cert.serialNumber], thisUpdate, nextUpdate);
+    writeFileSync(join(dir, 'crl-clean.der'), clean);
+    writeFileSync(join(dir, 'crl-revoked.der'), revoked);
+    const pem = (der: Uint8Array) => `-----BEGIN X509 CRL-----\n${Buffer.from(der).toString('base64').replace(/.{64}/g, '$&\n')}\n-----END X509 CRL-----\n`;
+    writeFileSync(join(dir, 'crl-revoked.pem'), pem(revoked));
+    const base = ['snp', 'verify', join(dir, 'crl-sim.bin'), '--vcek', join(dir, 'crl-sim-vcek.der'), '--chain', join(dir, 'crl-sim-chain.pem'), '--trusted-ark', join(dir, 'crl-sim-ark.pem'), '--json'];
+    const at = ['--at', '2026-11-23T00:00:00Z'];
+
+    const ok = cli(...base, ...at, '--crl', join(dir, 'crl-clean.der'));
+    expect(ok.code).toBe(0);
+    expect(ok.json).toMatchObject({ verified: true, product: 'genoa', signingKey: 'vcek' });
+
+    for (const f of ['crl-revoked.der', 'crl-revoked.pem']) {
+      const r = cli(...base, ...at, '--crl', join(dir, f));
+      expect(r.code, f).toBe(1);
+      expect(r.json!.verified, f).toBe(false);
+      expect(errCode(r.json), f).toBe('SNP_CERT_REVOKED');
+      expect((r.json!.error as { details: unknown }).details, f).toMatchObject({ certificate: 'ASK' });
+    }
+    // the same report and chain without --crl still verify: the rejection above comes from the CRL
+    expect(cli(...base, ...at).code).toBe(0);
+
+    const stale = cli(...base, '--at', '2026-12-15T00:00:00Z', '--crl', join(dir, 'crl-clean.der'));
+    expect(stale.code).toBe(1);
+    expect(errCode(stale.json)).toBe('SNP_CRL_STALE');
   });
 });

@@ -1,6 +1,6 @@
-import { beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expectedDecodedFields, readVector, repoRoot, vectorPath } from '@joinguard/core/testing';
@@ -142,5 +142,57 @@ describe('joinguard tdx verify with the simulated signer', () => {
     const mismatch = cli(...args, '--trust-anchor', join(dir, 'root.pem'), '--ccel', ccel);
     expect(mismatch.code).toBe(1);
     expect(errorCode(mismatch.json)).toBe('TDX_RTMR_MISMATCH');
+  });
+
+  it('--allow-tcb-status / --allow-qe-tcb-status: a lowered platform (SWHardeningNeeded) and an older QE (OutOfDate) pass only when allowed, the JSON naming the advisories', async () => {
+    const pki = await createTestPki();
+    const p: TestPlatform = { fmspc: '00906ed50000', sgxTcbComponents: [5, 5, 2, 2, 3, 1, 0, 3, 0, 0, 0, 0, 0, 0, 0, 0], pceSvn: 11, teeTcbSvn: Uint8Array.from([3, 0, 5]) };
+    // As packages/tdx/test/simulated.test.ts: every SVN one below the UpToDate level matches the SWHardeningNeeded level.
+    const lower: TestPlatform = { ...p, sgxTcbComponents: p.sgxTcbComponents.map((s) => Math.max(0, s - 1)), pceSvn: 10, teeTcbSvn: Uint8Array.from([2, 0, 4]) };
+    const [pck, lowPck] = [await pki.issuePck(p), await pki.issuePck(lower)];
+    const dir = mkdtempSync(join(tmpdir(), 'jg-tdx-tcb-'));
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
+    writeCollateralBundle(join(dir, 'collateral'), p.fmspc, 'platform', await testCollateral(pki, p, new Date('2025-01-01T00:00:00Z'), new Date('2025-02-01T00:00:00Z')));
+    writeFileSync(join(dir, 'root.pem'), pki.rootPem);
+    writeFileSync(join(dir, 'low.dat'), buildQuote({ pck: lowPck, body: { teeTcbSvn: lower.teeTcbSvn } }));
+    // QE ISVSVN 3: below the UpToDate level (4), at the OutOfDate level (2) of the test QE identity.
+    writeFileSync(join(dir, 'old-qe.dat'), buildQuote({ pck, body: { teeTcbSvn: p.teeTcbSvn }, qeIsvSvn: 3 }));
+    writeFileSync(join(dir, 'both.dat'), buildQuote({ pck: lowPck, body: { teeTcbSvn: lower.teeTcbSvn }, qeIsvSvn: 3 }));
+    const run = (quote: string, ...flags: string[]) =>
+      cli('tdx', 'verify', join(dir, quote), '--collateral', join(dir, 'collateral'), '--at', '2025-01-15T00:00:00Z', '--trust-anchor', join(dir, 'root.pem'), '--json', ...flags);
+    const details = (j: Record<string, unknown> | undefined) => (j?.error as { details?: unknown } | undefined)?.details;
+    const platformAdvisories = ['INTEL-SA-00615', 'INTEL-SA-00657'];
+
+    const denied = run('low.dat');
+    expect(denied.code).toBe(1);
+    expect(denied.json!.verified).toBe(false);
+    expect(errorCode(denied.json)).toBe('TDX_TCB_STATUS_NOT_ALLOWED');
+    expect(details(denied.json)).toMatchObject({ tcbStatus: 'SWHardeningNeeded', advisoryIds: platformAdvisories, allowed: ['UpToDate'] });
+    const allowed = run('low.dat', '--allow-tcb-status', 'SWHardeningNeeded');
+    expect(allowed.code).toBe(0);
+    expect(allowed.json).toMatchObject({ verified: true, tcbStatus: 'SWHardeningNeeded', advisoryIds: platformAdvisories, qeTcbStatus: 'UpToDate' });
+    expect(run('low.dat', '--allow-tcb-status', 'UpToDate, SWHardeningNeeded').code).toBe(0); // a comma-separated list
+    const other = run('low.dat', '--allow-tcb-status', 'UpToDate,OutOfDate');
+    expect(errorCode(other.json)).toBe('TDX_TCB_STATUS_NOT_ALLOWED');
+    expect(details(other.json)).toMatchObject({ allowed: ['UpToDate', 'OutOfDate'] });
+    // the QE flag does not widen the platform's statuses
+    expect(errorCode(run('low.dat', '--allow-qe-tcb-status', 'SWHardeningNeeded').json)).toBe('TDX_TCB_STATUS_NOT_ALLOWED');
+
+    const qeDenied = run('old-qe.dat');
+    expect(qeDenied.code).toBe(1);
+    expect(errorCode(qeDenied.json)).toBe('TDX_QE_TCB_STATUS_NOT_ALLOWED');
+    expect(details(qeDenied.json)).toMatchObject({ qeTcbStatus: 'OutOfDate', advisoryIds: ['INTEL-SA-00837'] });
+    // nor the platform flag the QE's
+    expect(errorCode(run('old-qe.dat', '--allow-tcb-status', 'UpToDate,OutOfDate').json)).toBe('TDX_QE_TCB_STATUS_NOT_ALLOWED');
+    const qeAllowed = run('old-qe.dat', '--allow-qe-tcb-status', 'OutOfDate');
+    expect(qeAllowed.code).toBe(0);
+    expect(qeAllowed.json).toMatchObject({ verified: true, tcbStatus: 'UpToDate', qeTcbStatus: 'OutOfDate', advisoryIds: ['INTEL-SA-00837'] });
+
+    // both lowered: each flag alone rejects; both together pass with the platform's and the QE's advisories
+    expect(errorCode(run('both.dat', '--allow-tcb-status', 'SWHardeningNeeded').json)).toBe('TDX_QE_TCB_STATUS_NOT_ALLOWED');
+    expect(errorCode(run('both.dat', '--allow-qe-tcb-status', 'OutOfDate').json)).toBe('TDX_TCB_STATUS_NOT_ALLOWED');
+    const both = run('both.dat', '--allow-tcb-status', 'SWHardeningNeeded', '--allow-qe-tcb-status', 'OutOfDate');
+    expect(both.code).toBe(0);
+    expect(both.json).toMatchObject({ verified: true, tcbStatus: 'SWHardeningNeeded', qeTcbStatus: 'OutOfDate', advisoryIds: [...platformAdvisories, 'INTEL-SA-00837'] });
   });
 });
