@@ -51,14 +51,20 @@ export async function signingKeyFromJwk(privateJwk: JWK, alg: ResultAlgorithm = 
 /**
  * The verifier's published keys across rotations, as plain JSON that can be persisted. The newest key signs;
  * a retired key stays published until every result it signed has expired (`publishUntil` = retirement +
- * the longest result lifetime), so relying parties never see a valid result whose key vanished.
- * Records are signed by the same keys and must stay verifiable for years: `allKeys` keeps every key.
+ * the longest result lifetime it signed with; a holder of the ring may push `publishUntil` later, never
+ * earlier), so relying parties never see a valid result whose key vanished. Records are signed by the same
+ * keys and must stay verifiable for years: `allKeys` keeps every key.
  */
 export interface PublishedKey {
   jwk: JWK;
   activatedAt: string;
   retiredAt?: string;
   publishUntil?: string;
+  /**
+   * The longest result lifetime (seconds) this key has signed with: retirement publishes it at least this
+   * long, even if the configured lifetime was shortened in the meantime. Absent in rings written before.
+   */
+  resultTtlSec?: number;
 }
 
 export interface KeyRing {
@@ -69,7 +75,10 @@ export function emptyKeyRing(): KeyRing {
   return { keys: [] };
 }
 
-/** Adds `publicJwk` as the active key, retiring the previous one. */
+/**
+ * Adds `publicJwk` as the active key, retiring the previous one: it stays published for the longer of
+ * `maxResultLifetimeSec` and the lifetime it recorded (`resultTtlSec`).
+ */
 export function rotateKey(ring: KeyRing, publicJwk: JWK, now: Date, maxResultLifetimeSec: number): KeyRing {
   if (typeof publicJwk.kid !== 'string' || publicJwk.kid.length === 0) {
     throw inputError('PROTOCOL_BAD_JWK', 'a published key needs a kid', {});
@@ -82,9 +91,12 @@ export function rotateKey(ring: KeyRing, publicJwk: JWK, now: Date, maxResultLif
     throw inputError('PROTOCOL_BAD_LIFETIME', `maxResultLifetimeSec must be a non-negative integer, got ${maxResultLifetimeSec}`, {});
   }
   const at = now.toISOString();
-  const until = new Date(now.getTime() + maxResultLifetimeSec * 1000).toISOString();
-  const keys = ring.keys.map((k) => (k.retiredAt === undefined ? { ...k, retiredAt: at, publishUntil: until } : k));
-  keys.push({ jwk: { ...publicJwk }, activatedAt: at });
+  const keys = ring.keys.map((k) => {
+    if (k.retiredAt !== undefined) return k;
+    const lifetime = Math.max(maxResultLifetimeSec, k.resultTtlSec ?? 0);
+    return { ...k, retiredAt: at, publishUntil: new Date(now.getTime() + lifetime * 1000).toISOString() };
+  });
+  keys.push({ jwk: { ...publicJwk }, activatedAt: at, resultTtlSec: maxResultLifetimeSec });
   return { keys };
 }
 

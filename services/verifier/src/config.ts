@@ -17,7 +17,13 @@ export interface VerifierConfig {
   clusterId: string;
   dataDir: string;
   store: { kind: 'sqlite'; path: string } | { kind: 'jetstream'; servers: string[]; replicas: number; prefix: string };
-  signing: { keysDir: string; alg: 'ES256' | 'ES384'; rotateDays: number };
+  signing: {
+    keysDir: string;
+    alg: 'ES256' | 'ES384';
+    rotateDays: number;
+    /** How often a running verifier checks whether the active key is due for rotation (and re-reads the ring). */
+    checkIntervalSeconds: number;
+  };
   keyBroker: { masterSecretFile: string; epoch: number; enabled: boolean };
   challenge: { ttlSeconds: number; macKeyFile: string };
   results: { ttlSeconds: number };
@@ -54,7 +60,11 @@ const schema = {
         },
       ],
     },
-    signing: { type: 'object', additionalProperties: false, properties: { keysDir: { type: 'string' }, alg: { enum: ['ES256', 'ES384'] }, rotateDays: { type: 'number', exclusiveMinimum: 0 } } },
+    signing: {
+      type: 'object',
+      additionalProperties: false,
+      properties: { keysDir: { type: 'string' }, alg: { enum: ['ES256', 'ES384'] }, rotateDays: { type: 'number', exclusiveMinimum: 0 }, checkIntervalSeconds: { type: 'integer', minimum: 1, maximum: 86400 } },
+    },
     keyBroker: { type: 'object', additionalProperties: false, properties: { masterSecretFile: { type: 'string' }, epoch: { type: 'integer', minimum: 0 }, enabled: { type: 'boolean' } } },
     challenge: { type: 'object', additionalProperties: false, properties: { ttlSeconds: { type: 'integer', minimum: 5, maximum: 3600 }, macKeyFile: { type: 'string' } } },
     results: { type: 'object', additionalProperties: false, properties: { ttlSeconds: { type: 'integer', minimum: 30, maximum: 86400 } } },
@@ -93,7 +103,7 @@ export function defaultConfig(dataDir = '.joinguard'): VerifierConfig {
     clusterId: 'joinguard-dev',
     dataDir,
     store: { kind: 'sqlite', path: resolve(dataDir, 'records.sqlite') },
-    signing: { keysDir: resolve(dataDir, 'signing-keys'), alg: 'ES256', rotateDays: 30 },
+    signing: { keysDir: resolve(dataDir, 'signing-keys'), alg: 'ES256', rotateDays: 30, checkIntervalSeconds: 3600 },
     keyBroker: { masterSecretFile: resolve(dataDir, 'disk-master.key'), epoch: 0, enabled: true },
     challenge: { ttlSeconds: 300, macKeyFile: resolve(dataDir, 'challenge-mac.key') },
     results: { ttlSeconds: 900 },

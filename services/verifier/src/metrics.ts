@@ -11,6 +11,7 @@ export class VerifierMetrics {
   readonly collateralFetchFailures: Counter<'kind'>;
   readonly nodeLastVerified: Gauge<'node'>;
   readonly rejections: Counter<'code'>;
+  private readonly ageSources: Array<() => Partial<Record<string, number>>> = [];
 
   constructor(opts: { defaultMetrics?: boolean } = {}) {
     if (opts.defaultMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'joinguard_' });
@@ -25,9 +26,33 @@ export class VerifierMetrics {
     });
     this.keyReleases = new Counter({ name: 'joinguard_key_releases_total', help: 'Disk-key release decisions by outcome', labelNames: ['outcome'], registers });
     this.challenges = new Counter({ name: 'joinguard_challenges_issued_total', help: 'Challenges (nonces) issued', registers });
-    this.collateralAge = new Gauge({ name: 'joinguard_collateral_cache_age_seconds', help: 'Age of the oldest cached collateral item by kind', labelNames: ['kind'], registers });
+    const ageSources = this.ageSources;
+    this.collateralAge = new Gauge({
+      name: 'joinguard_collateral_cache_age_seconds',
+      help: 'Age of the oldest cached collateral item by kind (tdx: since the offline bundle was issued; snp_*: since the KDS cache file was written)',
+      labelNames: ['kind'],
+      registers,
+      // Read at every scrape from the sources run.ts registers (collateralAgeFrom), so the age keeps growing.
+      collect() {
+        this.reset();
+        for (const source of ageSources) {
+          let ages: Partial<Record<string, number>>;
+          try {
+            ages = source();
+          } catch {
+            continue;
+          }
+          for (const [kind, age] of Object.entries(ages)) if (age !== undefined && Number.isFinite(age)) this.set({ kind }, age);
+        }
+      },
+    });
     this.collateralFetchFailures = new Counter({ name: 'joinguard_collateral_fetch_failures_total', help: 'Failed collateral fetches by kind', labelNames: ['kind'], registers });
     this.nodeLastVerified = new Gauge({ name: 'joinguard_node_last_verified_timestamp_seconds', help: 'Unix time of the last passing appraisal per node', labelNames: ['node'], registers });
     this.rejections = new Counter({ name: 'joinguard_rejections_total', help: 'Rejected requests by error code', labelNames: ['code'], registers });
+  }
+
+  /** Adds a source of collateral ages (seconds by kind), asked at every scrape of the age gauge. */
+  collateralAgeFrom(source: () => Partial<Record<string, number>>): void {
+    this.ageSources.push(source);
   }
 }

@@ -2,7 +2,9 @@ import { createHash } from 'node:crypto';
 import { equalBytes, inputError, isJoinguardError, reject, toHex, type JoinguardError } from '@joinguard/core';
 import type { SnpClaims as PolicySnpClaims, TdxClaims as PolicyTdxClaims } from '@joinguard/policy';
 import { TDX_TCB_STATUSES } from '@joinguard/policy';
-import { certificatesFromBytes, decodeReport, parseAmdCert, parseProduct, reportCpuid, verifyReport, type ChainCache, type SnpCollateral, type SnpProduct, type SnpTrustStore, type VerifiedSnpReport } from '@joinguard/snp';
+import {
+  certificatesFromBytes, decodeReport, parseAmdCert, parseProduct, reportCpuid, verifyReport, type ChainCache, type SnpCollateral, type SnpProduct, type SnpReport, type SnpTrustStore, type VerifiedSnpReport,
+} from '@joinguard/snp';
 import {
   decodeQuote, verifyCollateral, verifyQuoteSignatures, verifyQuoteWithCollateral, type CollateralBundle, type PckChainCache, type TdxQuote, type TdxVerification, type TrustAnchor, type VerifiedCollateral,
 } from '@joinguard/tdx';
@@ -38,17 +40,45 @@ function productFromVcek(vcek: Uint8Array): SnpProduct | undefined {
 }
 
 /**
- * SEV-SNP report: signature, VCEK/VLEK chain to a trusted ARK (AMD's, then any configured test root), the
- * VCEK's TCB and chip id against the report, and the ARK's CRL when supplied.
+ * The VCEK and chain of evidence that carries no VCEK, from the offline KDS cache (certificates the evidence
+ * does carry, an ASK or a CRL, still win). A miss is a rejection, reported to `trust.onCollateralMiss`.
  */
-export function verifySnpHardware(report: Uint8Array, certs: Record<string, string>, trust: AppraisalTrust, now: Date, cache?: ChainCache): SnpHardwareResult {
-  if (!certs.vcek && !certs.vlek) throw reject('APPRAISE_SNP_NO_VCEK', 'hardware.certs has no "vcek" (or "vlek"): the report signature cannot be checked', { certs: Object.keys(certs) });
-  const collateral: SnpCollateral = { vcek: certBytes((certs.vcek ?? certs.vlek)!, certs.vcek ? 'vcek' : 'vlek') };
+function offlineSnpCollateral(decoded: SnpReport, certs: Record<string, string>, trust: AppraisalTrust): SnpCollateral {
+  let found: SnpCollateral;
+  try {
+    found = trust.snpCollateral!.find(decoded);
+  } catch (e) {
+    if (isJoinguardError(e) && e.kind !== 'internal') trust.onCollateralMiss?.('snp_vcek', e.code);
+    throw e;
+  }
+  return withEvidenceCerts({ ...found }, certs);
+}
+
+/** The ASK, ARK, chain and CRL the evidence carries, over whatever `collateral` holds. */
+function withEvidenceCerts(collateral: SnpCollateral, certs: Record<string, string>): SnpCollateral {
   if (certs.ask) collateral.ask = certBytes(certs.ask, 'ask');
   if (certs.ark) collateral.ark = certBytes(certs.ark, 'ark');
   if (certs.chain) collateral.chain = certBytes(certs.chain, 'chain');
   if (certs.crl) collateral.crl = certBytes(certs.crl, 'crl');
-  const decoded = decodeReport(report);
+  return collateral;
+}
+
+/**
+ * SEV-SNP report: signature, VCEK/VLEK chain to a trusted ARK (AMD's, then any configured test root), the
+ * VCEK's TCB and chip id against the report, and the ARK's CRL when supplied. Evidence without a VCEK is
+ * refused, unless an offline KDS cache is configured (`trust.snpCollateral`) and holds the VCEK.
+ */
+export function verifySnpHardware(report: Uint8Array, certs: Record<string, string>, trust: AppraisalTrust, now: Date, cache?: ChainCache): SnpHardwareResult {
+  let collateral: SnpCollateral;
+  let decoded: SnpReport;
+  if (!certs.vcek && !certs.vlek) {
+    if (!trust.snpCollateral) throw reject('APPRAISE_SNP_NO_VCEK', 'hardware.certs has no "vcek" (or "vlek"): the report signature cannot be checked', { certs: Object.keys(certs) });
+    decoded = decodeReport(report);
+    collateral = offlineSnpCollateral(decoded, certs, trust);
+  } else {
+    collateral = withEvidenceCerts({ vcek: certBytes((certs.vcek ?? certs.vlek)!, certs.vcek ? 'vcek' : 'vlek') }, certs);
+    decoded = decodeReport(report);
+  }
   const product = reportCpuid(decoded) ? undefined : productFromVcek(collateral.vcek);
   const all: SnpTrustStore[] = [trust.snp, ...(trust.snpExtra ?? [])];
   // Try first the store that verified this VCEK before: a failed chain is not cached, so trying AMD's roots
@@ -86,6 +116,8 @@ export interface TdxHardwareResult {
 
 /** Statuses handed to the policy rather than refused here; only a revoked TCB is no TDX at all. */
 const TCB_STATUSES_FOR_POLICY = TDX_TCB_STATUSES.filter((s) => s !== 'Revoked');
+
+const TDX_MISSING_COLLATERAL_CODES = new Set(['TDX_TCB_INFO_FMSPC_MISMATCH', 'TDX_TCB_INFO_PCEID_MISMATCH', 'TDX_PCK_CRL_ISSUER_MISMATCH']);
 
 const collateralCache = new WeakMap<CollateralBundle, Map<string, VerifiedCollateral>>();
 
@@ -152,16 +184,24 @@ export async function verifyTdxHardware(quoteBytes: Uint8Array, trust: Appraisal
     }
     if (!checked) throw first ?? inputError('APPRAISE_NO_TDX_ROOT', 'no TDX trust anchor is configured', {});
     if (!withoutCollateral) {
+      trust.onCollateralMiss?.('tdx', 'APPRAISE_TDX_NO_COLLATERAL');
       throw reject('APPRAISE_TDX_NO_COLLATERAL', 'the quote signature, QE report and PCK chain verify, but no TDX collateral (TCB info, QE identity, CRLs) is configured, so the TCB cannot be judged', {});
     }
     return { quote, claims: tdxClaims(quote, undefined), reportData: quote.body.reportData };
   }
   const collateral = await verifiedCollateral(trust.tdxCollateral, trust.tdxRoots, now);
-  const verification = verifyQuoteWithCollateral(quote, collateral, {
-    now,
-    policy: { allowedTcbStatuses: TCB_STATUSES_FOR_POLICY, allowedQeTcbStatuses: TCB_STATUSES_FOR_POLICY },
-    ...(cache ? { cache } : {}),
-  });
+  let verification: TdxVerification;
+  try {
+    verification = verifyQuoteWithCollateral(quote, collateral, {
+      now,
+      policy: { allowedTcbStatuses: TCB_STATUSES_FOR_POLICY, allowedQeTcbStatuses: TCB_STATUSES_FOR_POLICY },
+      ...(cache ? { cache } : {}),
+    });
+  } catch (e) {
+    // The bundle is another platform's (FMSPC) or carries the other PCK CA's CRL: this quote's collateral is missing.
+    if (isJoinguardError(e) && TDX_MISSING_COLLATERAL_CODES.has(e.code)) trust.onCollateralMiss?.('tdx', e.code);
+    throw e;
+  }
   return { quote, verification, claims: tdxClaims(quote, verification), reportData: quote.body.reportData };
 }
 
