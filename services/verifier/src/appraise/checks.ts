@@ -8,14 +8,57 @@ export function clampMessage(s: string): string {
   return s.length > MAX_MESSAGE ? `${s.slice(0, MAX_MESSAGE - 1)}…` : s;
 }
 
-/** A value as JSON (undefined members dropped, bigints as strings), or undefined when it cannot be one. */
+/**
+ * A value as JSON, as JSON.parse(JSON.stringify(v)) would give it (undefined members and functions dropped,
+ * non-finite numbers as null), with bytes as hex and bigints as strings; undefined when it cannot be one
+ * (a cycle, or nesting deeper than 64). Converted directly: a policy evaluation yields dozens of these.
+ */
 export function asJson(v: unknown): JsonValue | undefined {
-  if (v === undefined) return undefined;
+  const out = toJson(v, 0, new Set());
+  return out === SKIP || out === FAIL ? undefined : out;
+}
+
+const SKIP = Symbol('skip');
+const FAIL = Symbol('fail');
+
+function toJson(v: unknown, depth: number, open: Set<object>): JsonValue | typeof SKIP | typeof FAIL {
+  switch (typeof v) {
+    case 'string':
+    case 'boolean':
+      return v;
+    case 'number':
+      return Number.isFinite(v) ? v : null;
+    case 'bigint':
+      return v.toString();
+    case 'undefined':
+    case 'function':
+    case 'symbol':
+      return SKIP;
+  }
+  if (v === null) return null;
+  if (v instanceof Uint8Array) return Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('hex');
+  if (depth >= 64 || open.has(v as object)) return FAIL;
+  if (typeof (v as { toJSON?: unknown }).toJSON === 'function') return toJson((v as { toJSON: () => unknown }).toJSON(), depth + 1, open);
+  open.add(v as object);
   try {
-    const text = JSON.stringify(v, (_k, x: unknown) => (typeof x === 'bigint' ? x.toString() : x instanceof Uint8Array ? Buffer.from(x).toString('hex') : x));
-    return text === undefined ? undefined : (JSON.parse(text) as JsonValue);
-  } catch {
-    return undefined;
+    if (Array.isArray(v)) {
+      const a: JsonValue[] = [];
+      for (const x of v) {
+        const j = toJson(x, depth + 1, open);
+        if (j === FAIL) return FAIL;
+        a.push(j === SKIP ? null : j);
+      }
+      return a;
+    }
+    const o: { [k: string]: JsonValue } = {};
+    for (const k of Object.keys(v as object)) {
+      const j = toJson((v as Record<string, unknown>)[k], depth + 1, open);
+      if (j === FAIL) return FAIL;
+      if (j !== SKIP) o[k] = j;
+    }
+    return o;
+  } finally {
+    open.delete(v as object);
   }
 }
 
