@@ -18,6 +18,7 @@ export interface TrustOpts {
   snpTestRoot?: string[];
   tdxTestRoot?: string[];
   tdxCollateral?: string;
+  snpCollateral?: string;
 }
 
 export function collect(v: string, prev: string[] = []): string[] {
@@ -29,22 +30,28 @@ export function trustFlags(c: Command): Command {
   return c
     .option('--snp-test-root <pem>', 'also trust this SNP test root (ASK/ARK PEM of a simulated CVM); repeatable', collect)
     .option('--tdx-test-root <pem>', 'also trust this TDX test root CA (PEM); repeatable', collect)
-    .option('--tdx-collateral <dir>', 'offline TDX collateral directory (TCB info, QE identity, CRLs of one platform)');
+    .option('--tdx-collateral <dir>', 'offline TDX collateral directory (TCB info, QE identity, CRLs of one platform)')
+    .option('--snp-collateral <dir>', 'offline AMD KDS cache (the KdsClient cacheDir layout): VCEK, chain and CRL for SNP evidence whose hardware.certs has no VCEK');
 }
 
 function text(path: string, what: string, max?: number): string {
   return Buffer.from(readInputFile(path, what, max)).toString('utf8');
 }
 
-/** AMD's and Intel's roots, plus the test roots and offline TDX collateral the options name. */
+/**
+ * AMD's and Intel's roots, plus the test roots and offline collateral the options name: the TDX bundle, and
+ * the AMD KDS cache (as the verifier's `trust.snpCollateralDir`), consulted only for SNP evidence that carries
+ * no VCEK.
+ */
 export function trustFrom(o: TrustOpts): AppraisalTrust {
-  if (o.tdxCollateral !== undefined && (!existsSync(o.tdxCollateral) || !statSync(o.tdxCollateral).isDirectory())) {
-    throw usage(`--tdx-collateral ${o.tdxCollateral} is not a directory`, { path: o.tdxCollateral });
+  for (const [flag, dir] of [['--tdx-collateral', o.tdxCollateral], ['--snp-collateral', o.snpCollateral]] as const) {
+    if (dir !== undefined && (!existsSync(dir) || !statSync(dir).isDirectory())) throw usage(`${flag} ${dir} is not a directory`, { path: dir });
   }
   return defaultTrust({
     snpTestRootsPem: (o.snpTestRoot ?? []).map((p) => text(p, 'SNP test root')),
     tdxTestRootsPem: (o.tdxTestRoot ?? []).map((p) => text(p, 'TDX test root')),
     ...(o.tdxCollateral !== undefined ? { tdxCollateralDir: o.tdxCollateral } : {}),
+    ...(o.snpCollateral !== undefined ? { snpCollateralDir: o.snpCollateral } : {}),
   });
 }
 

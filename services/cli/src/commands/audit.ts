@@ -224,7 +224,7 @@ export function registerAudit(program: Command): void {
             const id = await brokenRecordId(s, c);
             chains.push(id === undefined ? c : { ...c, firstBadId: id });
           }
-          const reappraisals: Array<{ id: string; node?: string; recorded?: string; now: string; same: boolean; reason?: string }> = [];
+          const reappraisals: Array<{ id: string; node?: string; recorded?: string; now: string; same: boolean; code?: string; reason?: string }> = [];
           if (o.reappraise) {
             const policy = readPolicy(o.policy, new Date());
             const digest = policyDigest(policy);
@@ -242,7 +242,17 @@ export function registerAudit(program: Command): void {
                 continue;
               }
               const out = await appraise(evidence, { now: new Date(rec.time), policy, trust });
-              reappraisals.push({ id: rec.id, ...(rec.node ? { node: rec.node } : {}), ...(rec.verdict ? { recorded: rec.verdict } : {}), now: out.appraisal.verdict, same: out.appraisal.verdict === rec.verdict });
+              const same = out.appraisal.verdict === rec.verdict;
+              // A verdict that differs names the first check that failed now (e.g. a VCEK no longer found).
+              const failed = same ? undefined : out.appraisal.checks.find((c) => c.outcome === 'fail');
+              reappraisals.push({
+                id: rec.id,
+                ...(rec.node ? { node: rec.node } : {}),
+                ...(rec.verdict ? { recorded: rec.verdict } : {}),
+                now: out.appraisal.verdict,
+                same,
+                ...(failed ? { ...(failed.code ? { code: failed.code } : {}), reason: `${failed.name}${failed.code ? ` [${failed.code}]` : ''}: ${failed.message ?? 'failed'}` } : {}),
+              });
             }
           }
           return { chains, reappraisals };

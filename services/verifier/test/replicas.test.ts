@@ -1,0 +1,260 @@
+import { execFileSync, spawn } from 'node:child_process';
+import { generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { compactDecrypt } from 'jose';
+import type { JSONWebKeySet } from 'jose';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { repoRoot } from '@joinguard/core/testing';
+import { generateSigningKey, verifyResult, type AttestResponse, type Evidence, type RuntimeData, type SignedRecord, type TeeKeyJwk } from '@joinguard/protocol';
+import { openJetStreamStore, type RecordStore } from '@joinguard/store';
+import { startNatsServer, type NatsServer } from '../../../packages/store/test/nats.js';
+import type { VerifierConfig } from '../src/config.js';
+import { deriveDiskKey } from '../src/keybroker.js';
+import { startVerifier, type RunningVerifier } from '../src/run.js';
+import { ADMIN_TOKEN, AUDITOR_TOKEN, challenge, fetcher, releaseKey, simHarness, type Fetch, type SimHarness } from './support/sim-verifier.js';
+
+/*
+ * Two verifier replicas, A and B, started with startVerifier on ONE nats-server (store kind jetstream,
+ * replicas 1, one prefix), sharing the challenge MAC key file, the signing-keys folder and the disk-key master
+ * secret (each has its own dataDir otherwise), exercised over HTTP with simulated SNP evidence:
+ * a challenge of one is accepted by the other and its replay refused by both; a result of B releases a disk key
+ * at A; a revocation at A is obeyed by B; and the records of both, also from 20 attestations and 20 key releases
+ * made in parallel at A and B, form one unbroken chain per log: store.verifyChain with the JWKS, and the
+ * auditor's `joinguard audit verify --url`.
+ */
+
+let nats: NatsServer;
+let h: SimHarness;
+let a: RunningVerifier;
+let b: RunningVerifier;
+let fa: Fetch;
+let fb: Fetch;
+/** A third connection to the stream, as an auditor's tool would open it. */
+let store: RecordStore;
+/** Every appraisal and key release the replicas were asked for, so the chains' lengths can be checked exactly. */
+const made = { appraisals: 0, keyReleases: 0, revocations: 0 };
+
+const PREFIX = 'jgreplica';
+
+function teeKeyPair(): { pub: TeeKeyJwk; priv: KeyObject } {
+  const { publicKey, privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const j = publicKey.export({ format: 'jwk' });
+  return { pub: { kty: 'EC', crv: 'P-256', x: j.x!, y: j.y! }, priv: privateKey };
+}
+
+async function evidenceFor(from: Fetch, runtimeData: Partial<RuntimeData>): Promise<Evidence> {
+  const { nonce } = await challenge(from);
+  return h.sim.evidence({ nonce, runtimeData: { purpose: 'unlock', ...runtimeData } });
+}
+
+async function post(to: Fetch, evidence: Evidence): Promise<{ status: number; body: AttestResponse & { code?: string } }> {
+  const r = await to('/v1/attest', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(evidence) });
+  const body = (await r.json()) as AttestResponse & { code?: string };
+  if (r.status === 200) made.appraisals++;
+  return { status: r.status, body };
+}
+
+async function release(at: Fetch, name: string, result: string) {
+  const k = await releaseKey(at, name, result);
+  made.keyReleases++;
+  return k;
+}
+
+async function auditorJson<T>(f: Fetch, path: string): Promise<T> {
+  const r = await f(path, { headers: { authorization: `Bearer ${AUDITOR_TOKEN}` } });
+  expect(r.status).toBe(200);
+  return (await r.json()) as T;
+}
+
+function masterSecret(): Buffer {
+  return Buffer.from(readFileSync(h.config.keyBroker.masterSecretFile, 'utf8').trim(), 'hex');
+}
+
+/** The bundled CLI without blocking this process's event loop (both verifiers answer it from here). */
+function cliAsync(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [join(repoRoot, 'services/cli/bin/joinguard.js'), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));
+    child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+  });
+}
+
+beforeAll(async () => {
+  execFileSync(process.execPath, [join(repoRoot, 'scripts/build.mjs')], { cwd: repoRoot });
+  nats = await startNatsServer();
+  const jetstream = { kind: 'jetstream' as const, servers: [nats.url], replicas: 1, prefix: PREFIX };
+  h = await simHarness({ nodeName: 'replica-node-0', edit: (c) => ({ ...c, store: jetstream }) });
+  a = h.v;
+  // B: its own data folder, but A's challenge MAC key, signing keys and master secret, and the same stream.
+  const bData = join(h.dir, 'data-b');
+  mkdirSync(bData);
+  const bConfig: VerifierConfig = {
+    ...h.config,
+    dataDir: bData,
+    store: jetstream,
+    challenge: { ...h.config.challenge, macKeyFile: h.config.challenge.macKeyFile },
+    signing: { ...h.config.signing, keysDir: h.config.signing.keysDir },
+    keyBroker: { ...h.config.keyBroker, masterSecretFile: h.config.keyBroker.masterSecretFile },
+  };
+  expect(bConfig.challenge.macKeyFile.startsWith(h.config.dataDir)).toBe(true);
+  b = await startVerifier(bConfig);
+  fa = fetcher(a.url);
+  fb = fetcher(b.url);
+  const reader = await generateSigningKey();
+  store = await openJetStreamStore({ servers: nats.url, stream: `${PREFIX.toUpperCase()}_RECORDS`, subjectPrefix: `${PREFIX}.records`, signer: { kid: reader.kid, privateKey: reader.privateKey } });
+});
+
+afterAll(async () => {
+  await b?.close();
+  await h?.close();
+  await store?.close();
+  await nats?.stop();
+});
+
+describe('two verifier replicas on one JetStream', () => {
+  it('sign with one key from the shared folder: the same JWKS at both', async () => {
+    expect(a.keys.active.kid).toBe(b.keys.active.kid);
+    const ja = (await (await fa('/.well-known/jwks.json')).json()) as JSONWebKeySet;
+    const jb = (await (await fb('/.well-known/jwks.json')).json()) as JSONWebKeySet;
+    expect(jb).toEqual(ja);
+    expect(ja.keys.map((k) => k.kid)).toContain(a.keys.active.kid);
+  });
+
+  it("accept each other's challenges; the evidence replayed at either replica is refused as a replayed nonce", async () => {
+    const evidence = await evidenceFor(fa, { nodeName: 'replica-cross-0', machine: 'replica-cross-0-machine' });
+    const atB = await post(fb, evidence);
+    expect(atB.status).toBe(200);
+    expect(atB.body.appraisal.verdict).toBe('pass');
+    const replayA = await post(fa, evidence);
+    expect(replayA.status).toBe(401);
+    expect(replayA.body.code).toBe('PROTOCOL_NONCE_REPLAYED');
+    const replayB = await post(fb, evidence);
+    expect(replayB.status).toBe(401);
+    expect(replayB.body.code).toBe('PROTOCOL_NONCE_REPLAYED');
+
+    // And the other way round: B's challenge at A, replayed at B.
+    const other = await evidenceFor(fb, { nodeName: 'replica-cross-1', machine: 'replica-cross-1-machine' });
+    expect((await post(fa, other)).status).toBe(200);
+    const replay = await post(fb, other);
+    expect(replay.status).toBe(401);
+    expect(replay.body.code).toBe('PROTOCOL_NONCE_REPLAYED');
+
+    // A's record of the appraisal B made is readable at A.
+    const rec = await auditorJson<SignedRecord>(fa, `/v1/records/${atB.body.recordId}`);
+    expect(rec.record).toMatchObject({ id: atB.body.recordId, kind: 'appraisal', node: 'replica-cross-0', verdict: 'pass' });
+  });
+
+  it('release at A the disk key for a result B signed (the key both derive, sealed to the bound teeKey)', async () => {
+    const name = 'replica-keys-0';
+    const machine = `${name}-machine`;
+    const { pub, priv } = teeKeyPair();
+    const attested = await post(fb, await evidenceFor(fb, { nodeName: name, machine, teeKey: pub }));
+    expect(attested.status).toBe(200);
+    expect(attested.body.appraisal.verdict).toBe('pass');
+    const jwksA = (await (await fa('/.well-known/jwks.json')).json()) as JSONWebKeySet;
+    expect(await verifyResult(attested.body.result, jwksA, { now: new Date(), issuer: `joinguard:${h.config.clusterId}` })).toMatchObject({ sub: name, verdict: 'pass', jti: attested.body.recordId });
+
+    const atA = await release(fa, name, attested.body.result);
+    expect(atA.status, JSON.stringify(atA.body)).toBe(200);
+    const expected = Buffer.from(deriveDiskKey(masterSecret(), { clusterId: h.config.clusterId, machine, name, epoch: 0 })).toString('hex');
+    expect(Buffer.from((await compactDecrypt(atA.body.jwe, priv)).plaintext).toString('hex')).toBe(expected);
+    const atB = await release(fb, name, attested.body.result);
+    expect(atB.status).toBe(200);
+    expect(Buffer.from((await compactDecrypt(atB.body.jwe, priv)).plaintext).toString('hex')).toBe(expected);
+
+    // Both releases are records of the one key-releases log, naming B's appraisal.
+    const releases = (await auditorJson<{ records: SignedRecord[] }>(fb, `/v1/records?node=${name}&kind=key-release`)).records;
+    expect(releases.map((r) => [r.record.verdict, r.record.body.appraisalId])).toEqual([
+      ['pass', attested.body.recordId],
+      ['pass', attested.body.recordId],
+    ]);
+  });
+
+  it("a revocation at A makes B refuse the node's key, also for a newer passing result", async () => {
+    const name = 'replica-revoked-0';
+    const machine = `${name}-machine`;
+    const first = await post(fa, await evidenceFor(fa, { nodeName: name, machine }));
+    expect(first.body.appraisal.verdict).toBe('pass');
+    expect((await release(fb, name, first.body.result)).status).toBe(200);
+
+    const rv = await fa(`/v1/nodes/${name}/revoke`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${ADMIN_TOKEN}` }, body: JSON.stringify({ reason: 'decommissioned' }) });
+    expect(rv.status).toBe(200);
+    made.revocations++;
+
+    const refused = await release(fb, name, first.body.result);
+    expect(refused.status).toBe(403);
+    expect(refused.body.code).toBe('KEYS_NODE_REVOKED');
+    // A new attestation at B does not lift the revocation.
+    const again = await post(fb, await evidenceFor(fb, { nodeName: name, machine }));
+    expect(again.body.appraisal.verdict).toBe('pass');
+    const still = await release(fb, name, again.body.result);
+    expect(still.status).toBe(403);
+    expect(still.body.code).toBe('KEYS_NODE_REVOKED');
+    const nodes = await auditorJson<{ nodes: Array<{ name: string; revoked: boolean }> }>(fb, '/v1/nodes');
+    expect(nodes.nodes.find((n) => n.name === name)).toMatchObject({ revoked: true });
+  });
+
+  it('20 attestations and 20 key releases in parallel at A and B leave one unbroken chain per log', async () => {
+    const N = 20;
+    // Challenges from both replicas; each bundle is posted to the replica that did not issue it for half of them.
+    const bundles: Array<{ to: Fetch; evidence: Evidence; name: string }> = [];
+    for (let i = 0; i < N; i++) {
+      const name = `replica-par-${i}`;
+      const from = i % 2 === 0 ? fa : fb;
+      const to = i % 4 < 2 ? (i % 2 === 0 ? fb : fa) : from;
+      bundles.push({ to, name, evidence: await evidenceFor(from, { nodeName: name, machine: `${name}-machine` }) });
+    }
+    const before = (await store.verifyChain('appraisals', await jwks())).count;
+    const results = await Promise.all(bundles.map((x) => post(x.to, x.evidence)));
+    expect(results.map((r) => r.status)).toEqual(Array(N).fill(200));
+    expect(results.every((r) => r.body.appraisal.verdict === 'pass')).toBe(true);
+    const ids = results.map((r) => r.body.recordId);
+    expect(new Set(ids).size).toBe(N);
+    // Key releases in parallel too, each at the replica that did not appraise it.
+    const releases = await Promise.all(results.map((r, i) => release(bundles[i]!.to === fa ? fb : fa, bundles[i]!.name, r.body.result)));
+    expect(releases.map((r) => r.status)).toEqual(Array(N).fill(200));
+
+    const keys = await jwks();
+    const logs = await store.logs();
+    expect(logs).toEqual(expect.arrayContaining(['appraisals', 'key-releases', 'revocations']));
+    const counts: Record<string, number> = {};
+    for (const log of logs) {
+      const c = await store.verifyChain(log, keys);
+      expect(c.ok, `${log}: ${c.reason}`).toBe(true);
+      counts[log] = c.count;
+    }
+    expect(counts.appraisals).toBe(before + N);
+    expect(counts).toMatchObject({ appraisals: made.appraisals, 'key-releases': made.keyReleases, revocations: made.revocations });
+
+    // No fork: every seq from 1 to the head once, and the parallel appraisals among them.
+    const all: SignedRecord[] = [];
+    let cursor: string | undefined;
+    do {
+      const page = await store.query({ log: 'appraisals', limit: 100, ...(cursor ? { cursor } : {}) });
+      all.push(...page.records);
+      cursor = page.nextCursor;
+    } while (cursor);
+    expect(all.map((r) => r.record.seq)).toEqual(Array.from({ length: counts.appraisals! }, (_, i) => i + 1));
+    const stored = new Set(all.map((r) => r.record.id));
+    expect(ids.every((id) => stored.has(id))).toBe(true);
+
+    // The auditor's tool says the same, reading the records through either replica.
+    for (const url of [a.url, b.url]) {
+      const r = await cliAsync('audit', 'verify', '--url', url, '--token', AUDITOR_TOKEN, '--json');
+      expect(r.stderr).toBe('');
+      expect(r.code).toBe(0);
+      const j = JSON.parse(r.stdout) as { verified: boolean; chains: Array<{ log: string; ok: boolean; count: number }> };
+      expect(j.verified).toBe(true);
+      expect(Object.fromEntries(j.chains.filter((c) => c.count > 0).map((c) => [c.log, c.count]))).toEqual(counts);
+    }
+  });
+});
+
+async function jwks(): Promise<JSONWebKeySet> {
+  return auditorJson<JSONWebKeySet>(fa, '/v1/keys/all');
+}
