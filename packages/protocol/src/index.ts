@@ -10,7 +10,7 @@ export type { JwsAlgorithm } from './jws.js';
 export type { ResultAlgorithm, SigningKeyInput, VerifyResultOptions } from './result.js';
 export { generateSigningKey, signingKeyFromJwk, emptyKeyRing, rotateKey, activeKey, publishedJwks, allKeys } from './jwks.js';
 export type { SigningKey, PublishedKey, KeyRing } from './jwks.js';
-export { TEES, PURPOSES, VERDICTS, CHECK_OUTCOMES, RECORD_KINDS } from './types.js';
+export { TEES, PURPOSES, VERDICTS, CHECK_OUTCOMES, RECORD_KINDS, POLICY_SOURCES } from './types.js';
 export type {
   Tee,
   Purpose,
@@ -39,5 +39,12 @@ export type {
   RecordQuery,
   RecordPage,
   NodeState,
+  PolicySource,
+  ReferenceValueInfo,
+  PolicyPoolInfo,
+  PolicyListResponse,
+  PolicyDocumentResponse,
+  PolicyIssueInfo,
+  PolicyChangeResponse,
 } from './types.js';
 export * from './schemas.js';

@@ -1,5 +1,5 @@
 import { b64Length } from './base64.js';
-import { CHECK_OUTCOMES, PURPOSES, RECORD_KINDS, TEES, VERDICTS } from './types.js';
+import { CHECK_OUTCOMES, POLICY_SOURCES, PURPOSES, RECORD_KINDS, TEES, VERDICTS } from './types.js';
 
 /**
  * JSON Schemas (draft-07, the dialect fastify's default Ajv accepts without configuration) for every wire
@@ -406,6 +406,93 @@ export const jwksSchema = {
   },
 } as const;
 
+/** A node pool's name: a DNS-1123 label (`default` names the pool of every node no other pool matches). */
+export const poolNameSchema = { type: 'string', minLength: 1, maxLength: 63, pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$' } as const;
+
+export const policyPoolParamsSchema = {
+  type: 'object',
+  required: ['pool'],
+  additionalProperties: false,
+  properties: { pool: poolNameSchema },
+} as const;
+
+/** `{id}@{version}` of a reference value (ids and versions are the policy schema's: at most 253 and 128 characters). */
+export const referenceValueParamsSchema = {
+  type: 'object',
+  required: ['pool', 'ref'],
+  additionalProperties: false,
+  properties: { pool: poolNameSchema, ref: { type: 'string', minLength: 3, maxLength: 400, pattern: '^.+@.+$' } },
+} as const;
+
+export const referenceValueInfoSchema = {
+  type: 'object',
+  required: ['id', 'version', 'validity', 'keys'],
+  additionalProperties: false,
+  properties: {
+    id: { type: 'string', minLength: 1, maxLength: 253 },
+    version: { type: 'string', minLength: 1, maxLength: 128 },
+    description: { type: 'string', maxLength: 4096 },
+    notBefore: { type: 'string', maxLength: 64 },
+    expires: { type: 'string', maxLength: 64 },
+    validity: { type: 'string', enum: ['active', 'expired', 'notYetValid'] },
+    keys: { type: 'array', items: { type: 'string', maxLength: 256 } },
+  },
+} as const;
+
+const policyPoolProperties = {
+  name: poolNameSchema,
+  nodes: { type: 'string', maxLength: 1024 },
+  default: { type: 'boolean' },
+  policy: policyRefSchema,
+  source: { type: 'string', enum: POLICY_SOURCES },
+  file: { type: 'string', maxLength: 4096 },
+  updatedAt: rfc3339Schema,
+  updatedBy: { type: 'string', maxLength: 256 },
+  referenceValues: { type: 'array', items: referenceValueInfoSchema },
+} as const;
+
+export const policyPoolInfoSchema = {
+  type: 'object',
+  required: ['name', 'default', 'policy', 'source', 'referenceValues'],
+  additionalProperties: false,
+  properties: policyPoolProperties,
+} as const;
+
+export const policyListResponseSchema = {
+  type: 'object',
+  required: ['pools'],
+  additionalProperties: false,
+  properties: { pools: { type: 'array', items: policyPoolInfoSchema } },
+} as const;
+
+export const policyDocumentResponseSchema = {
+  type: 'object',
+  required: ['name', 'default', 'policy', 'source', 'referenceValues', 'document'],
+  additionalProperties: false,
+  properties: { ...policyPoolProperties, document: { type: 'object', additionalProperties: true } },
+} as const;
+
+export const policyIssueSchema = {
+  type: 'object',
+  required: ['path', 'code', 'message'],
+  additionalProperties: false,
+  properties: { path: { type: 'string', maxLength: 1024 }, code: { type: 'string', maxLength: 64 }, message: { type: 'string', maxLength: 4096 } },
+} as const;
+
+export const policyChangeResponseSchema = {
+  type: 'object',
+  required: ['pool', 'changed', 'policy', 'previous', 'warnings'],
+  additionalProperties: false,
+  properties: {
+    pool: poolNameSchema,
+    changed: { type: 'boolean' },
+    policy: policyRefSchema,
+    previous: policyRefSchema,
+    recordId: shortString,
+    warnings: { type: 'array', items: policyIssueSchema },
+  },
+} as const;
+
 /** Every schema by the type name it describes, for services that register them under an `$id`. */
 export const SCHEMAS = {
   ChallengeResponse: challengeResponseSchema,
@@ -429,4 +516,12 @@ export const SCHEMAS = {
   RecordPage: recordPageSchema,
   NodeState: nodeStateSchema,
   Jwks: jwksSchema,
+  PolicyPoolParams: policyPoolParamsSchema,
+  ReferenceValueParams: referenceValueParamsSchema,
+  ReferenceValueInfo: referenceValueInfoSchema,
+  PolicyPoolInfo: policyPoolInfoSchema,
+  PolicyListResponse: policyListResponseSchema,
+  PolicyDocumentResponse: policyDocumentResponseSchema,
+  PolicyIssueInfo: policyIssueSchema,
+  PolicyChangeResponse: policyChangeResponseSchema,
 } as const;

@@ -253,3 +253,67 @@ export interface NodeState {
   revokedAt?: string;
   revokedReason?: string;
 }
+
+/** Where a node pool's policy in force came from. */
+export const POLICY_SOURCES = ['file', 'default', 'api'] as const;
+export type PolicySource = (typeof POLICY_SOURCES)[number];
+
+/** One reference value of a pool's policy, with its validity at the time of the reply. */
+export interface ReferenceValueInfo {
+  id: string;
+  version: string;
+  description?: string;
+  /** RFC 3339, inclusive */
+  notBefore?: string;
+  /** RFC 3339, exclusive */
+  expires?: string;
+  validity: 'active' | 'expired' | 'notYetValid';
+  /** the claims it constrains: `snp.measurement`, `boot.bootApps`, `pcrs.sha256.7` … */
+  keys: string[];
+}
+
+/** A node pool and the policy in force for it (`GET /v1/policies`). */
+export interface PolicyPoolInfo {
+  name: string;
+  /** the anchored regular expression on node names; absent for the default pool (every other node) */
+  nodes?: string;
+  default: boolean;
+  policy: PolicyRef;
+  /** file: the configured file; default: the strict default; api: set by an admin route, kept in the data folder */
+  source: PolicySource;
+  /** the configured file (source file, or the file an api policy replaced) */
+  file?: string;
+  /** RFC 3339: when an admin route set the policy (source api) */
+  updatedAt?: string;
+  updatedBy?: string;
+  referenceValues: ReferenceValueInfo[];
+}
+
+export interface PolicyListResponse {
+  pools: PolicyPoolInfo[];
+}
+
+/** `GET /v1/policies/{pool}`: the pool and its whole policy document. */
+export interface PolicyDocumentResponse extends PolicyPoolInfo {
+  document: Record<string, unknown>;
+}
+
+/** A finding of the policy checks (`joinguard policy check`). */
+export interface PolicyIssueInfo {
+  /** JSONPath, e.g. `$.referenceValues[0].expires` */
+  path: string;
+  code: string;
+  message: string;
+}
+
+/** Reply of `PUT /v1/policies/{pool}` and of the reference-value routes. */
+export interface PolicyChangeResponse {
+  pool: string;
+  /** false when the new policy is the one in force already (same digest): nothing is recorded */
+  changed: boolean;
+  policy: PolicyRef;
+  previous: PolicyRef;
+  /** the `policy-change` record, when changed */
+  recordId?: string;
+  warnings: PolicyIssueInfo[];
+}

@@ -124,7 +124,9 @@ describe('joinguard audit list', () => {
       expect(r.stderr).toBe('');
       expect(r.code).toBe(0);
       const recs = recordsOf(r);
+      // The verifier's start-up record of the policy in force comes first.
       expect(recs.map((x) => `${x.kind}:${x.node}:${x.verdict ?? '-'}`)).toEqual([
+        'policy-change:undefined:-',
         'appraisal:audit-a:pass',
         'key-release:audit-a:pass',
         'appraisal:audit-a:fail',
@@ -132,7 +134,7 @@ describe('joinguard audit list', () => {
         'appraisal:audit-b:pass',
         'revocation:audit-b:-',
       ]);
-      expect(recs.map((x) => x.id)).toEqual([made.passA, made.release, made.failA, made.refused, made.passB, expect.any(String)]);
+      expect(recs.map((x) => x.id)).toEqual([expect.any(String), made.passA, made.release, made.failA, made.refused, made.passB, expect.any(String)]);
       expect(r.json?.nextCursor).toBeUndefined();
     });
 
@@ -203,7 +205,7 @@ describe('joinguard audit verify (intact records)', () => {
     expect(r.code).toBe(0);
     const j = r.json as { verified: boolean; chains: Array<{ log: string; ok: boolean; count: number }> };
     expect(j.verified).toBe(true);
-    expect(Object.fromEntries(j.chains.map((c) => [c.log, [c.ok, c.count]]))).toEqual({ appraisals: [true, 3], 'key-releases': [true, 2], revocations: [true, 1] });
+    expect(Object.fromEntries(j.chains.map((c) => [c.log, [c.ok, c.count]]))).toEqual({ appraisals: [true, 3], 'key-releases': [true, 2], policy: [true, 1], revocations: [true, 1] });
     const text = cli('audit', 'verify', '--store', store, '--keys', keysDir);
     expect(text.code).toBe(0);
     expect(text.stdout).toContain('appraisals: 3 records, chain intact');
@@ -219,6 +221,7 @@ describe('joinguard audit verify (intact records)', () => {
       ['appraisals', 3],
       ['key-releases', 2],
       ['revocations', 1],
+      ['policy', 1],
     ]);
     const re = await cliAsync('audit', 'verify', ...online(), '--reappraise', '--policy', config.policy.file!, ...trustArgs, '--json');
     expect(re.stderr).toBe('');

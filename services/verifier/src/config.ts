@@ -27,7 +27,12 @@ export interface VerifierConfig {
   keyBroker: { masterSecretFile: string; epoch: number; enabled: boolean };
   challenge: { ttlSeconds: number; macKeyFile: string };
   results: { ttlSeconds: number };
-  policy: { file?: string };
+  policy: {
+    /** the policy of every node no pool matches; the strict default when absent */
+    file?: string;
+    /** node pools, tried in order: the first whose `nodes` matches the node name gives the policy */
+    pools?: PolicyPoolConfig[];
+  };
   trust: {
     /** Extra SNP ARK certificates (PEM) to trust besides AMD's: the simulated hardware's test root. */
     snpTestRoots: string[];
@@ -40,6 +45,19 @@ export interface VerifierConfig {
   rateLimit: { attestPerMinute: number };
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 }
+
+/** One node pool: `nodes` is a regular expression that must match the whole node name. */
+export interface PolicyPoolConfig {
+  name: string;
+  file: string;
+  nodes: string;
+}
+
+/** Name of the pool of every node that no configured pool matches (`policy.file` or the strict default). */
+export const DEFAULT_POOL = 'default';
+export const POOL_NAME_PATTERN = '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$';
+export const MAX_POOLS = 64;
+export const MAX_POOL_PATTERN_CHARS = 1024;
 
 const schema = {
   type: 'object',
@@ -68,7 +86,27 @@ const schema = {
     keyBroker: { type: 'object', additionalProperties: false, properties: { masterSecretFile: { type: 'string' }, epoch: { type: 'integer', minimum: 0 }, enabled: { type: 'boolean' } } },
     challenge: { type: 'object', additionalProperties: false, properties: { ttlSeconds: { type: 'integer', minimum: 5, maximum: 3600 }, macKeyFile: { type: 'string' } } },
     results: { type: 'object', additionalProperties: false, properties: { ttlSeconds: { type: 'integer', minimum: 30, maximum: 86400 } } },
-    policy: { type: 'object', additionalProperties: false, properties: { file: { type: 'string' } } },
+    policy: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        file: { type: 'string' },
+        pools: {
+          type: 'array',
+          maxItems: MAX_POOLS,
+          items: {
+            type: 'object',
+            additionalProperties: false,
+            required: ['name', 'file', 'nodes'],
+            properties: {
+              name: { type: 'string', minLength: 1, maxLength: 63, pattern: POOL_NAME_PATTERN },
+              file: { type: 'string', minLength: 1 },
+              nodes: { type: 'string', minLength: 1, maxLength: MAX_POOL_PATTERN_CHARS },
+            },
+          },
+        },
+      },
+    },
     trust: {
       type: 'object',
       additionalProperties: false,
@@ -142,7 +180,44 @@ export function loadConfig(opts: { file?: string; env?: NodeJS.ProcessEnv } = {}
     const problems = (validate.errors ?? []).map((e) => `${e.instancePath || '/'} ${e.message ?? 'is invalid'}${e.params && 'additionalProperty' in e.params ? ` (${String(e.params.additionalProperty)})` : ''}`);
     throw inputError('CONFIG_INVALID', `invalid configuration${file ? ` in ${file}` : ''}: ${problems.join('; ')}`, { problems });
   }
+  const pools = poolProblems((raw as { policy?: { pools?: PolicyPoolConfig[] } }).policy?.pools ?? []);
+  if (pools.length > 0) throw inputError('CONFIG_INVALID', `invalid configuration${file ? ` in ${file}` : ''}: ${pools.join('; ')}`, { problems: pools });
   return resolveConfig(raw as Partial2<VerifierConfig>, base);
+}
+
+/**
+ * A pool's `nodes` as the regular expression matching the whole node name, or the reason it cannot be one.
+ * The pattern must compile on its own before it is wrapped in `^(?:…)$`, so that it cannot close the group
+ * and escape the anchors (`a)|(.*`).
+ */
+export function compilePoolPattern(pattern: string): RegExp | string {
+  if (typeof pattern !== 'string' || pattern.length === 0) return 'must be a non-empty string';
+  if (pattern.length > MAX_POOL_PATTERN_CHARS) return `must be at most ${MAX_POOL_PATTERN_CHARS} characters`;
+  try {
+    new RegExp(pattern);
+    return new RegExp(`^(?:${pattern})$`);
+  } catch (e) {
+    return `is not a valid regular expression: ${(e as Error).message}`;
+  }
+}
+
+/** What the schema cannot say about `policy.pools`: unique names, `default` reserved, patterns that compile. */
+export function poolProblems(pools: readonly PolicyPoolConfig[]): string[] {
+  const problems: string[] = [];
+  const seen = new Map<string, number>();
+  const nameRe = new RegExp(POOL_NAME_PATTERN);
+  if (pools.length > MAX_POOLS) problems.push(`/policy/pools must have at most ${MAX_POOLS} items`);
+  pools.forEach((pool, i) => {
+    const at = `/policy/pools/${i}`;
+    if (typeof pool?.name !== 'string' || pool.name.length > 63 || !nameRe.test(pool.name)) problems.push(`${at}/name must be a DNS-1123 label (${POOL_NAME_PATTERN}, at most 63 characters)`);
+    else if (pool.name === DEFAULT_POOL) problems.push(`${at}/name "${DEFAULT_POOL}" is reserved for the nodes no pool matches (policy.file)`);
+    else if (seen.has(pool.name)) problems.push(`${at}/name "${pool.name}" is also the name of /policy/pools/${seen.get(pool.name)}`);
+    else seen.set(pool.name, i);
+    if (typeof pool?.file !== 'string' || pool.file.length === 0) problems.push(`${at}/file must name a policy file`);
+    const re = compilePoolPattern(pool?.nodes);
+    if (typeof re === 'string') problems.push(`${at}/nodes ${re}`);
+  });
+  return problems;
 }
 
 function applyEnv(raw: Record<string, unknown>, env: NodeJS.ProcessEnv): void {
@@ -183,7 +258,10 @@ function resolveConfig(c: Partial2<VerifierConfig>, base: string): VerifierConfi
     keyBroker: { ...d.keyBroker, ...c.keyBroker, masterSecretFile: c.keyBroker?.masterSecretFile ? p(c.keyBroker.masterSecretFile) : d.keyBroker.masterSecretFile },
     challenge: { ...d.challenge, ...c.challenge, macKeyFile: c.challenge?.macKeyFile ? p(c.challenge.macKeyFile) : d.challenge.macKeyFile },
     results: { ...d.results, ...c.results },
-    policy: c.policy?.file ? { file: p(c.policy.file) } : {},
+    policy: {
+      ...(c.policy?.file ? { file: p(c.policy.file) } : {}),
+      ...(c.policy?.pools ? { pools: c.policy.pools.map((x) => ({ name: x.name, file: p(x.file), nodes: x.nodes })) } : {}),
+    },
     trust: {
       snpTestRoots: (c.trust?.snpTestRoots ?? []).map(p),
       tdxTestRoots: (c.trust?.tdxTestRoots ?? []).map(p),

@@ -1,7 +1,8 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, renameSync } from 'node:fs';
+import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import pino from 'pino';
-import { inputError, isJoinguardError } from '@joinguard/core';
+import { inputError, isJoinguardError, JoinguardError } from '@joinguard/core';
 import { defaultPolicy, loadPolicy, policyDigest, type Policy } from '@joinguard/policy';
 import { openJetStreamStore, openSqliteStore, type RecordStore } from '@joinguard/store';
 import { ChainCache } from '@joinguard/snp';
@@ -9,12 +10,12 @@ import { PckChainCache } from '@joinguard/tdx';
 import { defaultTrust, type AppraisalTrust } from './appraise/index.js';
 import { tdxCollateralIssuedAt } from './appraise/trust.js';
 import { loadTokens } from './auth.js';
-import type { VerifierConfig } from './config.js';
+import { compilePoolPattern, DEFAULT_POOL, poolProblems, type VerifierConfig } from './config.js';
 import { loadMasterSecret } from './keybroker.js';
 import { VerifierMetrics } from './metrics.js';
 import { loadOrCreateSecret, SigningKeys } from './secrets.js';
 import { buildServer } from './server.js';
-import { Verifier, type TestHooks } from './service.js';
+import { policyStatePath, readPolicyState, Verifier, type PolicyPool, type TestHooks } from './service.js';
 
 export interface RunningVerifier {
   app: FastifyInstance;
@@ -36,6 +37,74 @@ export function readPolicy(file: string | undefined, now: Date): Policy {
     throw inputError('CONFIG_POLICY_UNREADABLE', `policy file ${file} cannot be read: ${(e as Error).message}`, { file });
   }
   return loadPolicy(text, now).policy;
+}
+
+/** Where the verifier keeps policies set through the admin routes. */
+export function policyStateDir(config: VerifierConfig): string {
+  return join(config.dataDir, 'policies');
+}
+
+/**
+ * The node pools of the configuration, in match order with the default pool last, each with the policy in
+ * force: the one an admin route set (kept under the data folder) while the configured policy is still the one
+ * it replaced, else the configured file (or the strict default). A kept policy whose configured file changed
+ * since is set aside (renamed `*.superseded-<time>`): the file is the newer decision.
+ */
+export function loadPools(config: VerifierConfig, now: Date, log?: { warn(o: object, msg: string): void }): PolicyPool[] {
+  const specs = config.policy.pools ?? [];
+  const problems = poolProblems(specs);
+  if (problems.length > 0) throw inputError('CONFIG_INVALID', `invalid configuration: ${problems.join('; ')}`, { problems });
+  const cache = new Map<string, Policy>();
+  const read = (pool: string, file: string | undefined): Policy => {
+    const key = file ?? '';
+    let p = cache.get(key);
+    if (!p) {
+      try {
+        p = readPolicy(file, now);
+      } catch (e) {
+        if (isJoinguardError(e) && e.kind === 'input' && file) {
+          throw new JoinguardError(e.code, `node pool ${pool}: policy file ${file}: ${e.message}`, { ...e.details, pool, file }, { kind: 'input', cause: e });
+        }
+        throw e;
+      }
+      cache.set(key, p);
+    }
+    return p;
+  };
+  const dir = policyStateDir(config);
+  const entries: Array<{ name: string; nodes?: string; file?: string }> = [...specs.map((s) => ({ name: s.name, nodes: s.nodes, file: s.file })), { name: DEFAULT_POOL, ...(config.policy.file ? { file: config.policy.file } : {}) }];
+  const setAside: Array<() => void> = [];
+  const pools = entries.map((e): PolicyPool => {
+    const configured = read(e.name, e.file);
+    if (e.nodes !== undefined && configured.nodePool !== undefined && configured.nodePool !== e.name) {
+      throw inputError('CONFIG_INVALID', `invalid configuration: /policy/pools: pool ${e.name} uses ${e.file}, whose nodePool is ${configured.nodePool}`, { pool: e.name, file: e.file });
+    }
+    const configDigest = policyDigest(configured);
+    const configSource = e.file ? ('file' as const) : ('default' as const);
+    const base: PolicyPool = {
+      name: e.name,
+      ...(e.nodes !== undefined ? { nodes: compilePoolPattern(e.nodes) as RegExp, nodesPattern: e.nodes } : {}),
+      policy: configured,
+      ref: { id: configured.name, digest: configDigest },
+      source: configSource,
+      ...(e.file ? { file: e.file } : {}),
+      configDigest,
+      configSource,
+    };
+    const path = policyStatePath(dir, e.name);
+    const kept = readPolicyState(path, e.name, now);
+    if (!kept) return base;
+    if (kept.configDigest !== configDigest) {
+      const aside = `${path}.superseded-${now.toISOString().replace(/[:.]/g, '-')}`;
+      setAside.push(() => renameSync(path, aside));
+      log?.warn({ pool: e.name, kept: kept.digest, configured: configDigest, file: aside }, `node pool ${e.name}: the configured policy changed since an admin set ${kept.digest.slice(0, 12)}… on ${kept.updatedAt}; the configured policy is used`);
+      return base;
+    }
+    return { ...base, policy: kept.policy, ref: { id: kept.policy.name, digest: kept.digest }, source: 'api', updatedAt: kept.updatedAt, updatedBy: kept.updatedBy };
+  });
+  // Only once every pool loaded: a start that fails leaves the kept policies as they were.
+  for (const f of setAside) f();
+  return pools;
 }
 
 /**
@@ -64,7 +133,7 @@ export async function startVerifier(config: VerifierConfig, opts: { testHooks?: 
   try {
     // Rotation while running: the timer is unref'd and only checks; a due key is rotated under the folder's lock.
     keys.startMaintenance(config.signing.checkIntervalSeconds * 1000);
-    const policy = readPolicy(config.policy.file, now());
+    const pools = loadPools(config, now(), logger);
     const metrics = new VerifierMetrics({ defaultMetrics: true });
     const readPems = (files: string[]) => files.map((f) => readFileSync(f, 'utf8'));
     const trust = defaultTrust({
@@ -78,8 +147,8 @@ export async function startVerifier(config: VerifierConfig, opts: { testHooks?: 
       store,
       keys,
       metrics,
-      policy,
-      policyRef: { id: policy.name, digest: policyDigest(policy) },
+      pools,
+      policyDir: policyStateDir(config),
       trust,
       caches: { snpChains: new ChainCache(), tdxPck: new PckChainCache() },
       challengeMacKeys: [loadOrCreateSecret(config.challenge.macKeyFile, 'challenge MAC key')],
@@ -92,6 +161,9 @@ export async function startVerifier(config: VerifierConfig, opts: { testHooks?: 
       now,
       ...(opts.testHooks ? { testHooks: opts.testHooks } : {}),
     });
+    // The audit trail says which policy was in force from when: a record for each pool whose policy differs
+    // from the last one recorded for it.
+    await verifier.recordPoliciesInForce();
     const app = await buildServer({
       verifier,
       metrics,

@@ -11,7 +11,12 @@ import {
   evidenceSchema,
   keyReleaseParamsSchema,
   keyReleaseResponseSchema,
+  policyChangeResponseSchema,
+  policyDocumentResponseSchema,
+  policyListResponseSchema,
+  policyPoolParamsSchema,
   recordQuerySchema,
+  referenceValueParamsSchema,
   signedRecordSchema,
   teeKeySchema,
   type Evidence,
@@ -19,7 +24,7 @@ import {
   type TeeKeyJwk,
 } from '@joinguard/protocol';
 import { authenticateBearer, authenticateMtls, hasRole, type Principal, type Role, type TokenEntry } from './auth.js';
-import type { Verifier } from './service.js';
+import type { Actor, Verifier } from './service.js';
 import type { VerifierMetrics } from './metrics.js';
 
 export interface ServerOptions {
@@ -189,6 +194,61 @@ export async function buildServer(o: ServerOptions): Promise<FastifyInstance> {
     },
     async (req) => o.verifier.revoke(req.params.name, req.body.reason, (req as FastifyRequest & { principal?: Principal }).principal?.name ?? 'unknown'),
   );
+
+  // Policies per node pool. Reading them is an auditor's; changing them (the whole policy, or one reference
+  // value) an admin's. A new policy goes through the checks of `joinguard policy check`; its errors come back
+  // as details.errors with 400.
+  const actor = (req: FastifyRequest): Actor => {
+    const p = (req as FastifyRequest & { principal?: Principal }).principal;
+    return { name: p?.name ?? 'unknown', via: p?.via ?? 'token' };
+  };
+  app.get('/v1/policies', { preHandler: requireRole('auditor'), schema: { tags: ['audit'], summary: 'Node pools and the policy in force for each', security: [{ bearer: [] }], response: { 200: policyListResponseSchema, ...errorReplies } } }, async () => ({
+    pools: o.verifier.policies(),
+  }));
+  await app.register(async (scope) => {
+    // YAML bodies for PUT: only in this scope, so no other route parses YAML.
+    scope.addContentTypeParser(['application/yaml', 'application/x-yaml', 'text/yaml'], { parseAs: 'string' }, (_req, body, done) => done(null, body));
+    scope.get<{ Params: { pool: string } }>(
+      '/v1/policies/:pool',
+      { preHandler: requireRole('auditor'), schema: { tags: ['audit'], summary: 'A pool and its whole policy document', params: policyPoolParamsSchema, security: [{ bearer: [] }], response: { 200: policyDocumentResponseSchema, ...errorReplies } } },
+      async (req) => o.verifier.policyDocument(req.params.pool),
+    );
+    scope.put<{ Params: { pool: string }; Body: unknown }>(
+      '/v1/policies/:pool',
+      {
+        preHandler: requireRole('admin'),
+        schema: {
+          tags: ['admin'],
+          summary: 'Replace a pool\'s policy (JSON, or YAML as application/yaml)',
+          params: policyPoolParamsSchema,
+          security: [{ bearer: [] }],
+          response: { 200: policyChangeResponseSchema, ...errorReplies },
+        },
+      },
+      async (req) => {
+        // Text is read as YAML only when sent as YAML; a JSON body must be the policy object itself.
+        const yaml = /^(application\/(x-)?yaml|text\/yaml)\b/i.test(req.headers['content-type'] ?? '');
+        if (!yaml && typeof req.body === 'string') throw new JoinguardError('REQUEST_INVALID', 'a JSON body must be the policy object; send YAML as application/yaml', {}, { kind: 'input' });
+        return o.verifier.putPolicy(req.params.pool, req.body, actor(req));
+      },
+    );
+    scope.post<{ Params: { pool: string }; Body: unknown }>(
+      '/v1/policies/:pool/reference-values',
+      {
+        preHandler: requireRole('admin'),
+        schema: { tags: ['admin'], summary: 'Add a reference value to a pool\'s policy', params: policyPoolParamsSchema, security: [{ bearer: [] }], response: { 200: policyChangeResponseSchema, ...errorReplies } },
+      },
+      async (req) => o.verifier.addReferenceValue(req.params.pool, req.body, actor(req)),
+    );
+    scope.delete<{ Params: { pool: string; ref: string } }>(
+      '/v1/policies/:pool/reference-values/:ref',
+      {
+        preHandler: requireRole('admin'),
+        schema: { tags: ['admin'], summary: 'Remove reference value {id}@{version} from a pool\'s policy', params: referenceValueParamsSchema, security: [{ bearer: [] }], response: { 200: policyChangeResponseSchema, ...errorReplies } },
+      },
+      async (req) => o.verifier.removeReferenceValue(req.params.pool, req.params.ref, actor(req)),
+    );
+  });
 
   return app;
 }

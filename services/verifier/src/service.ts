@@ -1,4 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto';
+import { existsSync, readFileSync, statSync, unlinkSync } from 'node:fs';
+import { join } from 'node:path';
 import type { JSONWebKeySet, JWK } from 'jose';
 import { JoinguardError, inputError, reject } from '@joinguard/core';
 import {
@@ -15,17 +17,22 @@ import {
   type JsonValue,
   type KeyReleaseResponse,
   type NodeState,
+  type PolicyChangeResponse,
+  type PolicyDocumentResponse,
+  type PolicyIssueInfo,
+  type PolicyPoolInfo,
+  type PolicySource,
   type RecordPage,
   type RecordQuery,
   type SignedRecord,
   type TeeKeyJwk,
 } from '@joinguard/protocol';
 import type { RecordStore } from '@joinguard/store';
-import type { Policy } from '@joinguard/policy';
+import { loadPolicy, policyDigest, referenceEntries, validity, type Policy, type ReferenceValue } from '@joinguard/policy';
 import { appraiseEvidence, type AppraisalContext, type AppraisalOutcome } from './appraise/index.js';
 import { appraiseWithExpectedBinding, type ExpectedBinding } from './appraise/testing.js';
 import { checkTeeKey, deriveDiskKey, sealToTeeKey } from './keybroker.js';
-import type { SigningKeys } from './secrets.js';
+import { writePrivateFile, type SigningKeys } from './secrets.js';
 import type { VerifierMetrics } from './metrics.js';
 
 /** The log names of the records store: one hash chain per kind of decision. */
@@ -44,12 +51,62 @@ export interface TestHooks {
   expectedBinding?: (evidence: Evidence) => ExpectedBinding | undefined;
 }
 
+/**
+ * A node pool and the policy in force for it. Pools are tried in order; the default pool (no `nodes`) comes
+ * last and takes every node no other pool matches.
+ */
+export interface PolicyPool {
+  name: string;
+  /** the whole-name match (`^(?:nodes)$`); absent for the default pool */
+  nodes?: RegExp;
+  /** `nodes` as configured */
+  nodesPattern?: string;
+  policy: Policy;
+  ref: { id: string; digest: string };
+  source: PolicySource;
+  /** the configured file, also while an api policy replaces it */
+  file?: string;
+  /** digest of the configured policy (its file, or the strict default); an api policy names the one it replaced */
+  configDigest: string;
+  /** where the configured policy comes from */
+  configSource: 'file' | 'default';
+  updatedAt?: string;
+  updatedBy?: string;
+}
+
+/** Who changed a policy: a token's name or a client certificate's CN. */
+export interface Actor {
+  name: string;
+  via: 'token' | 'mtls' | 'start';
+}
+
+/**
+ * A policy set through the admin routes, kept as `<policyDir>/<pool>.json` (0600, written atomically) so that
+ * a restart keeps it. `configDigest` is the configured policy it replaced: when the configured file has
+ * changed since, the file is the newer decision and wins at start.
+ */
+export interface PersistedPolicy {
+  v: 1;
+  pool: string;
+  digest: string;
+  configDigest: string;
+  updatedAt: string;
+  updatedBy: string;
+  policy: Policy;
+}
+
+export function policyStatePath(dir: string, pool: string): string {
+  return join(dir, `${pool}.json`);
+}
+
 export interface VerifierDeps {
   store: RecordStore;
   keys: SigningKeys;
   metrics: VerifierMetrics;
-  policy: Policy;
-  policyRef: { id: string; digest: string };
+  /** in match order, the default pool last */
+  pools: PolicyPool[];
+  /** where policies set by the admin routes are kept; none: they live in memory until the process ends */
+  policyDir?: string;
   trust: AppraisalContext['trust'];
   caches?: AppraisalContext['caches'];
   challengeMacKeys: Uint8Array[];
@@ -65,7 +122,14 @@ export interface VerifierDeps {
 
 /** The verifier's behaviour, independent of HTTP: every route handler is one call here. */
 export class Verifier {
-  constructor(private readonly d: VerifierDeps) {}
+  private pools: PolicyPool[];
+  /** policy changes run one at a time, so each record names the digest it replaced */
+  private policyQueue: Promise<unknown> = Promise.resolve();
+
+  constructor(private readonly d: VerifierDeps) {
+    if (d.pools.length === 0 || d.pools.at(-1)!.nodes !== undefined) throw new JoinguardError('INTERNAL', 'the last policy pool must be the default pool', {}, { kind: 'internal' });
+    this.pools = [...d.pools];
+  }
 
   private now(): Date {
     return this.d.now ? this.d.now() : new Date();
@@ -75,8 +139,16 @@ export class Verifier {
     return this.d.store;
   }
 
+  /** The default pool's policy (every node no pool matches). */
   get policyRef(): { id: string; digest: string } {
-    return this.d.policyRef;
+    return this.pools.at(-1)!.ref;
+  }
+
+  /** The pool whose `nodes` matches the node name first, else the default pool. */
+  poolFor(nodeName: string): PolicyPool {
+    // Node names are schema-checked (at most 253 characters) before they get here.
+    for (const p of this.pools) if (!p.nodes || p.nodes.test(nodeName)) return p;
+    return this.pools.at(-1)!;
   }
 
   challenge(): ChallengeResponse {
@@ -103,10 +175,12 @@ export class Verifier {
       throw reject('PROTOCOL_NONCE_REPLAYED', 'this nonce has already been used; request a new challenge', {});
     }
 
+    // The pool comes from the node name the evidence binds: a result is only ever trusted for that name.
+    const pool = this.poolFor(evidence.runtimeData.nodeName);
     const ctx: AppraisalContext = {
       now,
-      policy: this.d.policy,
-      policyRef: this.d.policyRef,
+      policy: pool.policy,
+      policyRef: pool.ref,
       trust: this.d.trust,
       ...(this.d.caches ? { caches: this.d.caches } : {}),
     };
@@ -138,7 +212,7 @@ export class Verifier {
       tee: appraisal.tee,
       verdict: appraisal.verdict,
       purpose: appraisal.purpose,
-      body: appraisalBody(evidence, outcome),
+      body: appraisalBody(evidence, outcome, pool.name),
     });
 
     const iat = Math.floor(now.getTime() / 1000);
@@ -256,9 +330,241 @@ export class Verifier {
     return this.d.keys.jwks(this.now());
   }
 
+  // ---- policies: per node pool, changed by admins, every change recorded
+
+  /** Every pool in match order (the default last), its policy in force and its reference values' validity now. */
+  policies(): PolicyPoolInfo[] {
+    const now = this.now();
+    return this.pools.map((p) => poolInfo(p, now));
+  }
+
+  policyDocument(pool: string): PolicyDocumentResponse {
+    const p = this.pool(pool);
+    return { ...poolInfo(p, this.now()), document: plainJson(p.policy) as Record<string, unknown> };
+  }
+
+  /**
+   * Replaces a pool's policy with `doc` (YAML/JSON text or parsed JSON), after the checks of `joinguard policy
+   * check` (schema, then semantics at the verifier's now). The policy-change record is durable, and the new
+   * policy persisted, before any appraisal uses it. The same policy again changes and records nothing.
+   */
+  async putPolicy(pool: string, doc: unknown, by: Actor): Promise<PolicyChangeResponse> {
+    return this.serialize(() => this.changePolicy(this.pool(pool), doc, by, { change: 'put' }));
+  }
+
+  /** Adds one reference value to a pool's policy (rolling out N+1): the same checks and record as a PUT. */
+  async addReferenceValue(pool: string, ref: unknown, by: Actor): Promise<PolicyChangeResponse> {
+    return this.serialize(() => {
+      const p = this.pool(pool);
+      if (ref === null || typeof ref !== 'object' || Array.isArray(ref)) throw inputError('REQUEST_INVALID', 'the body must be one reference value (an object with id and version)', {});
+      const r = ref as { id?: unknown; version?: unknown };
+      const name = typeof r.id === 'string' && typeof r.version === 'string' ? `${r.id}@${r.version}` : undefined;
+      const draft = { ...plainJson(p.policy) as Record<string, unknown>, referenceValues: [...(p.policy.referenceValues ?? []), ref] };
+      return this.changePolicy(p, draft, by, { change: 'reference-value-added', ...(name ? { referenceValue: name } : {}) });
+    });
+  }
+
+  /**
+   * Removes reference value `id@version` from a pool's policy (retiring N). Refused when it is the last one that
+   * constrains some claim: the rule would then be skipped rather than enforced, which loosens the policy; drop
+   * a rule deliberately with a PUT of the whole policy.
+   */
+  async removeReferenceValue(pool: string, idAtVersion: string, by: Actor): Promise<PolicyChangeResponse> {
+    return this.serialize(() => {
+      const p = this.pool(pool);
+      const refs = p.policy.referenceValues ?? [];
+      const hits = refs.filter((r) => `${r.id}@${r.version}` === idAtVersion);
+      if (hits.length === 0) throw new JoinguardError('NOT_FOUND', `pool ${pool} has no reference value ${idAtVersion}`, { pool, referenceValue: idAtVersion }, { kind: 'input' });
+      if (hits.length > 1) throw inputError('REQUEST_INVALID', `${idAtVersion} names more than one reference value (an id or version contains "@"); change the policy with a PUT`, { pool });
+      const gone = hits[0]!;
+      const rest = refs.filter((r) => r !== gone);
+      const stillProvided = new Set(rest.flatMap((r) => referenceEntries(r).map(([k]) => k)));
+      const orphaned = referenceEntries(gone).map(([k]) => k).filter((k) => !stillProvided.has(k));
+      if (orphaned.length > 0) {
+        throw inputError('POLICY_REFERENCE_LAST', `${idAtVersion} is the last reference value for ${orphaned.join(', ')}: without it those rules would be skipped, not enforced; add its successor first, or PUT a policy without the rule`, {
+          pool,
+          referenceValue: idAtVersion,
+          keys: orphaned,
+        });
+      }
+      const draft = { ...plainJson(p.policy) as Record<string, unknown>, referenceValues: rest };
+      return this.changePolicy(p, draft, by, { change: 'reference-value-removed', referenceValue: idAtVersion });
+    });
+  }
+
+  /**
+   * At start: for each pool whose policy in force differs from the last policy-change record of that pool,
+   * appends one, so the audit trail shows which policy was in force from when. Returns the records appended.
+   */
+  async recordPoliciesInForce(): Promise<SignedRecord[]> {
+    return this.serialize(async () => {
+      const last = new Map<string, string>();
+      let cursor: string | undefined;
+      do {
+        const page = await this.d.store.query({ log: LOGS.policy, kind: 'policy-change', limit: 1000, ...(cursor ? { cursor } : {}) });
+        for (const r of page.records) {
+          const b = r.record.body as { pool?: unknown; newDigest?: unknown };
+          if (typeof b.pool === 'string' && typeof b.newDigest === 'string') last.set(b.pool, b.newDigest);
+        }
+        cursor = page.nextCursor;
+      } while (cursor);
+      const out: SignedRecord[] = [];
+      for (const p of this.pools) {
+        const before = last.get(p.name);
+        if (before === p.ref.digest) continue;
+        out.push(await this.appendPolicyRecord(p, p, before, { name: 'verifier-start', via: 'start' }, { change: 'start' }));
+      }
+      return out;
+    });
+  }
+
+  private pool(name: string): PolicyPool {
+    const p = this.pools.find((x) => x.name === name);
+    if (!p) throw new JoinguardError('NOT_FOUND', `no node pool ${name} (pools: ${this.pools.map((x) => x.name).join(', ')})`, { pool: name }, { kind: 'input' });
+    return p;
+  }
+
+  private serialize<T>(fn: () => Promise<T> | T): Promise<T> {
+    const run = this.policyQueue.then(fn, fn);
+    this.policyQueue = run.catch(() => undefined);
+    return run;
+  }
+
+  private async changePolicy(p: PolicyPool, doc: unknown, by: Actor, what: { change: string; referenceValue?: string }): Promise<PolicyChangeResponse> {
+    const now = this.now();
+    const { policy, warnings } = loadPolicy(doc, now);
+    if (p.nodes && policy.nodePool !== undefined && policy.nodePool !== p.name) {
+      throw inputError('POLICY_POOL_MISMATCH', `the policy is for node pool ${policy.nodePool}, not ${p.name}`, { pool: p.name, nodePool: policy.nodePool, errors: [{ path: '$.nodePool', code: 'POLICY_POOL_MISMATCH', message: `must be ${p.name} (or absent)` }] });
+    }
+    const digest = policyDigest(policy);
+    const issues: PolicyIssueInfo[] = [...warnings, ...unenforcedKeys(p.policy, policy)];
+    const previous = { ...p.ref };
+    if (digest === p.ref.digest) return { pool: p.name, changed: false, policy: previous, previous, warnings: issues };
+
+    // A policy equal to the configured one is the configured one again: its kept copy goes.
+    const backToConfig = digest === p.configDigest;
+    const next: PolicyPool = { ...p, policy, ref: { id: policy.name, digest }, source: backToConfig ? p.configSource : 'api' };
+    delete next.updatedAt;
+    delete next.updatedBy;
+    if (!backToConfig) {
+      next.updatedAt = now.toISOString();
+      next.updatedBy = by.name;
+    }
+    // Persist, then record, then use: no appraisal runs under a policy without its record, and a failed append
+    // takes the persisted file back. (Should even that fail, the start-up check records what is in force.)
+    const path = this.d.policyDir ? policyStatePath(this.d.policyDir, p.name) : undefined;
+    let undo: (() => void) | undefined;
+    if (path) {
+      const before = existsSync(path) ? readFileSync(path) : undefined;
+      if (backToConfig) {
+        if (before) unlinkSync(path);
+      } else {
+        const state: PersistedPolicy = { v: 1, pool: p.name, digest, configDigest: p.configDigest, updatedAt: now.toISOString(), updatedBy: by.name, policy };
+        writePrivateFile(path, JSON.stringify(state, null, 2) + '\n');
+      }
+      undo = () => (before ? writePrivateFile(path, before) : existsSync(path) && unlinkSync(path));
+    }
+    let record: SignedRecord;
+    try {
+      record = await this.appendPolicyRecord(p, next, p.ref.digest, by, what);
+    } catch (e) {
+      try {
+        undo?.();
+      } catch {
+        // the start-up check will record the policy that is in force
+      }
+      throw e;
+    }
+    this.pools = this.pools.map((x) => (x === p ? next : x));
+    return { pool: p.name, changed: true, policy: { ...next.ref }, previous, recordId: record.record.id, warnings: issues };
+  }
+
+  private appendPolicyRecord(old: PolicyPool, next: PolicyPool, oldDigest: string | undefined, by: Actor, what: { change: string; referenceValue?: string }): Promise<SignedRecord> {
+    return this.d.store.append({
+      kind: 'policy-change',
+      log: LOGS.policy,
+      time: this.now().toISOString(),
+      body: {
+        pool: next.name,
+        change: what.change,
+        ...(what.referenceValue ? { referenceValue: what.referenceValue } : {}),
+        source: next.source,
+        ...(next.file ? { file: next.file } : {}),
+        ...(next.nodesPattern ? { nodes: next.nodesPattern } : {}),
+        by: by.name,
+        via: by.via,
+        ...(oldDigest ? { oldDigest } : {}),
+        ...(oldDigest && old !== next ? { oldPolicyId: old.ref.id } : {}),
+        newDigest: next.ref.digest,
+        policyId: next.ref.id,
+        policy: plainJson(next.policy),
+      },
+    });
+  }
+
   allKeys(): JSONWebKeySet {
     return this.d.keys.allKeys();
   }
+}
+
+function plainJson(x: unknown): JsonValue {
+  return JSON.parse(JSON.stringify(x)) as JsonValue;
+}
+
+function poolInfo(p: PolicyPool, now: Date): PolicyPoolInfo {
+  return {
+    name: p.name,
+    ...(p.nodesPattern !== undefined ? { nodes: p.nodesPattern } : {}),
+    default: p.nodes === undefined,
+    policy: { ...p.ref },
+    source: p.source,
+    ...(p.file ? { file: p.file } : {}),
+    ...(p.updatedAt ? { updatedAt: p.updatedAt } : {}),
+    ...(p.updatedBy ? { updatedBy: p.updatedBy } : {}),
+    referenceValues: (p.policy.referenceValues ?? []).map((r: ReferenceValue) => ({
+      id: r.id,
+      version: r.version,
+      ...(r.description !== undefined ? { description: r.description } : {}),
+      ...(r.notBefore !== undefined ? { notBefore: r.notBefore } : {}),
+      ...(r.expires !== undefined ? { expires: r.expires } : {}),
+      validity: validity(r, now),
+      keys: referenceEntries(r).map(([k]) => k),
+    })),
+  };
+}
+
+/** Claims constrained by the old policy's reference values and by none of the new one's: their rules are now skipped. */
+function unenforcedKeys(old: Policy, next: Policy): PolicyIssueInfo[] {
+  const keys = (p: Policy) => new Set((p.referenceValues ?? []).flatMap((r) => referenceEntries(r).map(([k]) => k)));
+  const now = keys(next);
+  return [...keys(old)]
+    .filter((k) => !now.has(k))
+    .map((k) => ({ path: '$.referenceValues', code: 'POLICY_RULE_UNENFORCED', message: `no reference value constrains ${k} any more: its rule is skipped, not enforced` }));
+}
+
+/** Reads a policy kept by the admin routes; throws CONFIG_POLICY_STATE_INVALID naming the file when it is unusable. */
+export function readPolicyState(path: string, pool: string, now: Date): PersistedPolicy | undefined {
+  if (!existsSync(path)) return undefined;
+  const bad = (why: string, details: Record<string, unknown> = {}) =>
+    inputError('CONFIG_POLICY_STATE_INVALID', `the policy of pool ${pool} kept in ${path} ${why}; remove the file to use the configured policy`, { path, pool, ...details });
+  if ((statSync(path).mode & 0o022) !== 0) throw bad('is writable by group or others (it must be 0600)');
+  let state: PersistedPolicy;
+  try {
+    state = JSON.parse(readFileSync(path, 'utf8')) as PersistedPolicy;
+  } catch (e) {
+    throw bad(`cannot be read: ${(e as Error).message}`);
+  }
+  if (state?.v !== 1 || state.pool !== pool || typeof state.digest !== 'string' || typeof state.configDigest !== 'string' || typeof state.updatedAt !== 'string' || typeof state.updatedBy !== 'string') {
+    throw bad('is not a policy state file of this verifier');
+  }
+  let policy: Policy;
+  try {
+    policy = loadPolicy(state.policy, now).policy;
+  } catch (e) {
+    throw bad(`is not usable now: ${(e as Error).message}`, e instanceof JoinguardError ? { errors: e.details.errors } : {});
+  }
+  if (policyDigest(policy) !== state.digest) throw bad('does not match its recorded digest (edited by hand?)');
+  return { ...state, policy };
 }
 
 const NODE_RE = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
@@ -271,7 +577,7 @@ function isNodeName(s: string): boolean {
  * digest, the binding digest, every check and the policy. The event log is the bulk; it stays inline so a
  * record is self-contained.
  */
-function appraisalBody(evidence: Evidence, o: AppraisalOutcome): { [k: string]: JsonValue } {
+function appraisalBody(evidence: Evidence, o: AppraisalOutcome, pool: string): { [k: string]: JsonValue } {
   // The evidence is parsed JSON that passed the schema, so it goes in as it is (the store re-checks that a
   // body is plain JSON); the engine's own objects may hold undefined members, which the copies drop.
   const evidenceJson = evidence as unknown as JsonValue;
@@ -282,6 +588,7 @@ function appraisalBody(evidence: Evidence, o: AppraisalOutcome): { [k: string]: 
     bindingDigest: o.bindingDigest,
     checks: JSON.parse(JSON.stringify(o.appraisal.checks)) as JsonValue,
     policy: o.appraisal.policy as unknown as JsonValue,
+    pool,
     tcb: JSON.parse(JSON.stringify(o.tcb)) as JsonValue,
     measurements: o.measurements,
     ...(o.claims ? { claims: JSON.parse(JSON.stringify(o.claims)) as JsonValue } : {}),

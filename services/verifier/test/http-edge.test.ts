@@ -79,7 +79,8 @@ describe('verifier HTTP edge', () => {
     expect((await fetch(v.url + '/v1/records', { headers: { authorization: 'Bearer wrong' } })).status).toBe(401);
     const ok = await fetch(v.url + '/v1/records', { headers: { authorization: `Bearer ${auditorToken}` } });
     expect(ok.status).toBe(200);
-    expect(((await ok.json()) as { records: unknown[] }).records).toEqual([]);
+    // Only the start-up record of the policy in force, before any appraisal.
+    expect(((await ok.json()) as { records: Array<{ record: { kind: string; log: string } }> }).records.map((r) => [r.record.kind, r.record.log])).toEqual([['policy-change', 'policy']]);
     const revokeAsAuditor = await post('/v1/nodes/worker-0/revoke', { reason: 'test' }, { authorization: `Bearer ${auditorToken}` });
     expect(revokeAsAuditor.status).toBe(403);
     const revoke = await post('/v1/nodes/worker-0/revoke', { reason: 'machine deleted' }, { authorization: `Bearer ${adminToken}` });
