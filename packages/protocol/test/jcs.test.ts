@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { JoinguardError } from '@joinguard/core';
-import { canonicalJson, canonicalJsonBytes } from '../src/index.js';
+import canonicalize from 'canonicalize';
+import { assertJsonValue, canonicalJson, canonicalJsonBytes } from '../src/index.js';
 
 function code(f: () => unknown): string | undefined {
   try {
@@ -101,6 +102,29 @@ describe('canonicalJson (RFC 8785)', () => {
     ];
     for (const [what, v] of bad) expect(code(() => canonicalJson(v)), what).toBe('PROTOCOL_JCS_INVALID_VALUE');
     expect(code(() => canonicalJson(deep))).toBe('PROTOCOL_JCS_TOO_DEEP');
+  });
+
+  it('writes exactly what the canonicalize library (an independent RFC 8785 implementation) writes', () => {
+    const json = fc.jsonValue({ maxDepth: 6 }).map((v) => JSON.parse(JSON.stringify(v)) as unknown);
+    const text = fc.oneof(fc.string(), fc.string({ unit: 'grapheme' }), fc.string({ unit: 'binary' }).filter((x) => x.isWellFormed()));
+    fc.assert(
+      fc.property(fc.oneof(json, fc.dictionary(text, json, { maxKeys: 8 }), fc.array(fc.oneof(text, fc.double({ noNaN: true, noDefaultInfinity: true })))), (v) => {
+        expect(canonicalJson(v)).toBe(canonicalize(v));
+        expect(() => assertJsonValue(v)).not.toThrow();
+      }),
+      { numRuns: 3000 },
+    );
+  });
+
+  it('refuses a lone surrogate in a key or a string, and a cycle, when only checking too', () => {
+    const cyclic: Record<string, unknown> = { a: [] };
+    (cyclic.a as unknown[]).push(cyclic);
+    for (const v of [{ ['k\uD800']: 1 }, ['\uDC00x'], cyclic]) {
+      expect(() => assertJsonValue(v)).toThrow(JoinguardError);
+      expect(() => canonicalJson(v)).toThrow(JoinguardError);
+    }
+    const shared = { x: 1 };
+    expect(canonicalJson({ b: shared, a: shared })).toBe('{"a":{"x":1},"b":{"x":1}}');
   });
 
   it('is idempotent and agrees with JSON.parse for arbitrary JSON', () => {
