@@ -26,6 +26,7 @@ import {
 import { authenticateBearer, authenticateMtls, hasRole, type Principal, type Role, type TokenEntry } from './auth.js';
 import type { Actor, Verifier } from './service.js';
 import type { VerifierMetrics } from './metrics.js';
+import Ajv from 'ajv';
 
 export interface ServerOptions {
   verifier: Verifier;
@@ -63,10 +64,14 @@ export async function buildServer(o: ServerOptions): Promise<FastifyInstance> {
     ...(o.logger ? { loggerInstance: o.logger } : { logger: false }),
     bodyLimit: 1024 * 1024,
     ...(o.https ? { https: { key: o.https.key, cert: o.https.cert, ...(o.https.ca ? { ca: o.https.ca, requestCert: true, rejectUnauthorized: false } : {}) } } : {}),
-    ajv: { customOptions: { allErrors: false, coerceTypes: 'array', removeAdditional: false } },
     // Never trust a proxy's forwarded address unless deployed behind one; rate limits key on the peer.
     trustProxy: false,
   });
+  // Query strings and path parameters arrive as text and are coerced to their schema's types; bodies are JSON
+  // and are taken exactly as sent: a coerced body would be stored and hashed as something the client never sent.
+  const bodyAjv = new Ajv({ allErrors: false, coerceTypes: false, removeAdditional: false, strict: false });
+  const textAjv = new Ajv({ allErrors: false, coerceTypes: 'array', useDefaults: true, removeAdditional: false, strict: false });
+  app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? bodyAjv : textAjv).compile(schema));
 
   await app.register(fastifySwagger, {
     openapi: {

@@ -21,6 +21,7 @@ describe('asJson', () => {
     expect(asJson({ b: Uint8Array.of(0, 255), n: 12n, d: new Date('2026-12-01T00:00:00Z'), f: () => 1 })).toEqual({ b: '00ff', n: '12', d: '2026-12-01T00:00:00.000Z' });
     expect(asJson(Buffer.from('ab', 'hex'))).toBe('ab');
     expect(asJson([undefined, Number.NaN, Infinity])).toEqual([null, null, null]);
+    expect(Object.is(asJson(-0), 0)).toBe(true);
     const cyclic: Record<string, unknown> = {};
     cyclic.self = cyclic;
     expect(asJson(cyclic)).toBeUndefined();

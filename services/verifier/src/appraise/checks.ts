@@ -27,7 +27,8 @@ function toJson(v: unknown, depth: number, open: Set<object>): JsonValue | typeo
     case 'boolean':
       return v;
     case 'number':
-      return Number.isFinite(v) ? v : null;
+      // JSON has no -0 (JSON.stringify writes 0).
+      return Number.isFinite(v) ? (v === 0 ? 0 : v) : null;
     case 'bigint':
       return v.toString();
     case 'undefined':
