@@ -1,20 +1,17 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { compactDecrypt, decodeJwt, importJWK } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { repoRoot } from '@joinguard/core/testing';
-import { createSimCvm, type SimCvm } from '@joinguard/simcvm';
+import type { SimCvm } from '@joinguard/simcvm';
 import { verifyResult, type AttestResponse, type ChallengeResponse, type KeyReleaseResponse, type TeeKeyJwk } from '@joinguard/protocol';
-import { defaultConfig, type VerifierConfig } from '../src/config.js';
+import type { VerifierConfig } from '../src/config.js';
 import { deriveDiskKey } from '../src/keybroker.js';
-import { startVerifier, type RunningVerifier } from '../src/run.js';
-import { hashToken } from '../src/auth.js';
-import YAML from 'yaml';
-import { writeFileSync } from 'node:fs';
+import type { RunningVerifier } from '../src/run.js';
+import { ADMIN_TOKEN, simHarness } from './support/sim-verifier.js';
 
 /*
  * The whole verifier over real HTTP on loopback, with a simulated SNP / TDX CVM (software signer with a
@@ -32,33 +29,12 @@ interface Harness {
   clock: { now: Date };
 }
 
-const adminToken = 'flow-admin-token-0123456789';
+const adminToken = ADMIN_TOKEN;
 
 async function harness(tee: 'snp' | 'tdx'): Promise<Harness> {
-  const dir = mkdtempSync(join(tmpdir(), `jg-flow-${tee}-`));
-  const sim = await createSimCvm({ tee, nodeName: `worker-${tee}-0`, vtpm: 'software' });
-  const files = sim.writeTrust(join(dir, 'trust'));
-  const policyFile = join(dir, 'policy.yaml');
-  writeFileSync(policyFile, YAML.stringify(sim.goodPolicy()));
-  const tokensFile = join(dir, 'tokens.yaml');
-  writeFileSync(tokensFile, `tokens:\n  - name: ops\n    sha256: ${hashToken(adminToken)}\n    roles: [admin]\n`);
-  const base = defaultConfig(join(dir, 'data'));
-  const config: VerifierConfig = {
-    ...base,
-    listen: { host: '127.0.0.1', port: 0 },
-    clusterId: 'flow-cluster',
-    policy: { file: policyFile },
-    trust: {
-      snpTestRoots: files.snpRootsPem ? [files.snpRootsPem] : [],
-      tdxTestRoots: files.tdxRootPem ? [files.tdxRootPem] : [],
-      ...(files.tdxCollateralDir ? { tdxCollateralDir: files.tdxCollateralDir } : {}),
-    },
-    auth: { tokensFile, mtlsRoles: {} },
-    logLevel: 'silent',
-  };
   const clock = { now: new Date() };
-  const v = await startVerifier(config, { now: () => clock.now });
-  return { v, sim, dir, config, clock };
+  const h = await simHarness({ tee, edit: (c) => ({ ...c, clusterId: 'flow-cluster' }), now: () => clock.now });
+  return { v: h.v, sim: h.sim, dir: h.dir, config: h.config, clock };
 }
 
 function teeKeyPair(): { pub: TeeKeyJwk; priv: ReturnType<typeof generateKeyPairSync>['privateKey'] } {

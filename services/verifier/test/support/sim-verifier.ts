@@ -23,7 +23,9 @@ export interface SimHarness {
 }
 
 /** Writes trust files, policy and tokens for a fresh simulated CVM; `edit` may change the configuration. */
-export async function simHarness(opts: { tee?: 'snp' | 'tdx'; nodeName?: string; edit?: (c: VerifierConfig, dir: string) => VerifierConfig; start?: boolean } = {}): Promise<SimHarness> {
+export async function simHarness(
+  opts: { tee?: 'snp' | 'tdx'; nodeName?: string; edit?: (c: VerifierConfig, dir: string) => VerifierConfig; start?: boolean; now?: () => Date } = {},
+): Promise<SimHarness> {
   const tee = opts.tee ?? 'snp';
   const dir = mkdtempSync(join(tmpdir(), `jg-sim-${tee}-`));
   const sim = await createSimCvm({ tee, nodeName: opts.nodeName ?? `worker-${tee}-0`, vtpm: 'software' });
@@ -60,7 +62,7 @@ export async function simHarness(opts: { tee?: 'snp' | 'tdx'; nodeName?: string;
       await sim.close();
     },
   };
-  if (opts.start !== false) h.v = await startVerifier(config);
+  if (opts.start !== false) h.v = await startVerifier(config, opts.now ? { now: opts.now } : {});
   return h;
 }
 
