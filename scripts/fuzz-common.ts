@@ -57,3 +57,54 @@ export function runInBatches<T>(arb: fc.Arbitrary<T>, runs: number, seed: number
   }
   return { done, seconds: seconds() };
 }
+
+export interface PropertyFuzzResult {
+  done: number;
+  seconds: number;
+  failures: number;
+  /** inputs run, per input kind */
+  kinds: Record<string, number>;
+  /** the first five failures, each as `describe(input)` with why the property failed */
+  firstFailures: string[];
+}
+
+/**
+ * Runs a boolean property over `runs` inputs that carry a `kind`: counts the kinds, treats a throw as a failure
+ * (with its message) and keeps the first five failures, printed to stderr as they happen.
+ */
+export function runPropertyFuzz<T extends { kind: string }>(
+  arb: fc.Arbitrary<T>,
+  runs: number,
+  seed: number,
+  property: (input: T) => boolean,
+  describe: (input: T, why: string) => string,
+): PropertyFuzzResult {
+  const kinds: Record<string, number> = {};
+  const firstFailures: string[] = [];
+  let failures = 0;
+  const { done, seconds } = runInBatches(
+    arb,
+    runs,
+    seed,
+    (input) => {
+      kinds[input.kind] = (kinds[input.kind] ?? 0) + 1;
+      let ok: boolean;
+      let why = 'property returned false';
+      try {
+        ok = property(input);
+      } catch (e) {
+        ok = false;
+        why = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
+      }
+      if (!ok) {
+        failures++;
+        if (firstFailures.length < 5) {
+          firstFailures.push(describe(input, why));
+          process.stderr.write(`  failure: ${firstFailures[firstFailures.length - 1]}\n`);
+        }
+      }
+    },
+    (n, secs) => `${n}/${runs} inputs, ${failures} failures, ${secs.toFixed(0)} s`,
+  );
+  return { done, seconds, failures, kinds, firstFailures };
+}
