@@ -9,9 +9,10 @@ export interface ChainEntry {
   jws: string;
   /**
    * What the backend keeps beside the JWS (index columns, position); compared with the signed record so
-   * that an edited column is caught even though the JWS is intact. Returns a reason when they disagree.
+   * that an edited column is caught even though the JWS is intact. `hash` is the record's (the SHA-256 of its
+   * payload, already computed by the signature check). Returns a reason when they disagree.
    */
-  crossCheck?: (record: AuditRecord) => string | undefined;
+  crossCheck?: (record: AuditRecord, hash: string) => string | undefined;
 }
 
 /**
@@ -44,7 +45,7 @@ export async function verifyEntries(log: string, entries: AsyncIterable<ChainEnt
       );
     }
     if (record.prev !== prev) return fail('STORE_CHAIN_PREV_MISMATCH', `record seq ${expected} of log ${log} has prev ${record.prev}, but the previous record hashes to ${prev}`);
-    const why = entry.crossCheck?.(record);
+    const why = entry.crossCheck?.(record, hash);
     if (why !== undefined) return fail('STORE_CHAIN_INDEX_MISMATCH', `record seq ${expected} of log ${log}: ${why}`);
     prev = hash;
     expected++;

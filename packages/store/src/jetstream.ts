@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { connect } from '@nats-io/transport-node';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { DeliverPolicy, DiscardPolicy, RetentionPolicy, StorageType, jetstream, jetstreamManager } from '@nats-io/jetstream';
@@ -12,7 +11,7 @@ import { verifyEntries } from './chain.js';
 import type { ChainEntry } from './chain.js';
 import { makeNodeState } from './node-state.js';
 import { encodeCursor, matchesQuery, normalizeQuery } from './query.js';
-import { GENESIS_PREV, buildRecord, checkLogName, checkNodeName, decodeRecordJws, prepareDraft, signRecord } from './records.js';
+import { GENESIS_PREV, buildRecord, checkLogName, checkNodeName, decodeRecordJws, jwsPayloadHash, prepareDraft, signRecord } from './records.js';
 import type { RecordSigner } from './records.js';
 import type { ChainVerification, NodeStateInput, RecordStore } from './store.js';
 import { nonceKey, serialize } from './util.js';
@@ -52,11 +51,10 @@ function io(e: unknown, what: string): JoinguardError {
   return new JoinguardError('STORE_IO', `jetstream store: ${what} failed: ${(e as Error).message}`, { apiCode: apiCode(e) }, { kind: 'internal', cause: e });
 }
 
-function payloadHash(jws: string): string {
-  return createHash('sha256').update(Buffer.from(jws.split('.')[1] ?? '', 'base64url')).digest('hex');
-}
-
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** After losing a compare-and-set race to another replica: a short, jittered, slowly growing wait. */
+const conflictBackoff = (attempt: number) => sleep(Math.floor(Math.random() * Math.min(50, 2 * (attempt + 1))));
 
 /**
  * The replicated store. Records live in one stream, one subject per log; the chain cannot fork because each
@@ -172,7 +170,7 @@ export class JetStreamRecordStore implements RecordStore {
         const headRecord = head === null ? undefined : decodeRecordJws(head.jws);
         // An earlier attempt whose acknowledgement was lost may already have landed.
         if (head !== null && headRecord?.id === fixed.id) return { record: headRecord, jws: head.jws };
-        const record = buildRecord(draft, fixed, (headRecord?.seq ?? 0) + 1, head === null ? GENESIS_PREV : payloadHash(head.jws));
+        const record = buildRecord(draft, fixed, (headRecord?.seq ?? 0) + 1, head === null ? GENESIS_PREV : jwsPayloadHash(head.jws));
         const { jws } = signRecord(record, this.signer);
         const maxPayload = this.nc.info?.max_payload ?? 1024 * 1024;
         if (jws.length > maxPayload - 1024) {
@@ -195,7 +193,7 @@ export class JetStreamRecordStore implements RecordStore {
         } catch (e) {
           if (apiCode(e) === WRONG_LAST_SEQUENCE) {
             // Another replica appended first: back off a little (jittered) and build on the new head.
-            await sleep(Math.floor(Math.random() * Math.min(50, 2 * (attempt + 1))));
+            await conflictBackoff(attempt);
             continue;
           }
           if (++transient > 3) throw io(e, `appending to log ${draft.log}`);
@@ -360,7 +358,7 @@ export class JetStreamRecordStore implements RecordStore {
         return next;
       } catch (e) {
         if (apiCode(e) !== WRONG_LAST_SEQUENCE) throw io(e, `writing node ${name}`);
-        await sleep(Math.floor(Math.random() * Math.min(50, 2 * (attempt + 1))));
+        await conflictBackoff(attempt);
       }
     }
     throw new JoinguardError('STORE_CONFLICT', `jetstream store: node ${name} kept changing; gave up after ${this.maxRetries} attempts`, { name }, { kind: 'internal' });

@@ -82,6 +82,11 @@ function payloadHash(payload: Uint8Array): string {
   return createHash('sha256').update(payload).digest('hex');
 }
 
+/** The hash of a record the store wrote itself, from its JWS (the next record's `prev`), without re-serialising. */
+export function jwsPayloadHash(jws: string): string {
+  return payloadHash(Buffer.from(jws.split('.')[1] ?? '', 'base64url'));
+}
+
 /**
  * Signs a record as a compact JWS over JCS(record) and returns it with the record's hash (the SHA-256 of that
  * same payload, the next record's `prev`), so the large record is serialised once.

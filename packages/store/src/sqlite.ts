@@ -7,7 +7,7 @@ import { verifyEntries } from './chain.js';
 import type { ChainEntry } from './chain.js';
 import { makeNodeState } from './node-state.js';
 import { encodeCursor, normalizeQuery } from './query.js';
-import { GENESIS_PREV, buildRecord, checkLogName, checkNodeName, decodeRecordJws, prepareDraft, recordHash, signRecord } from './records.js';
+import { GENESIS_PREV, buildRecord, checkLogName, checkNodeName, decodeRecordJws, prepareDraft, signRecord } from './records.js';
 import type { RecordSigner } from './records.js';
 import type { ChainVerification, NodeStateInput, RecordStore } from './store.js';
 import { nonceKey } from './util.js';
@@ -105,10 +105,7 @@ export class SqliteRecordStore implements RecordStore {
     try {
       this.db = new Database(opts.path, { timeout: opts.busyTimeoutMs ?? 10_000 });
       // WAL: a crash mid-write rolls back to the last commit on the next open, so no torn record can appear.
-      // Record batches commit with synchronous=FULL (fsynced before the callers are answered); nonce and node
-      // writes commit with NORMAL: durable against a process crash at once, and against power loss from the
-      // next record commit on, whose fsync of the append-only WAL covers every frame before it. The verifier
-      // writes them before the append its reply waits for, so an appraisal costs one fsync, shared by its batch.
+      // This connection only reads; how writes are made durable is said in sqlite-writer.ts.
       this.db.pragma('journal_mode = WAL');
       this.db.pragma('synchronous = NORMAL');
       this.db.pragma('foreign_keys = ON');
@@ -307,7 +304,7 @@ export class SqliteRecordStore implements RecordStore {
         } catch (e) {
           throw io(e, 'reading the chain');
         }
-        for (const row of rows) yield { jws: row.jws, crossCheck: (r: AuditRecord) => crossCheck(row, r) };
+        for (const row of rows) yield { jws: row.jws, crossCheck: (r: AuditRecord, hash: string) => crossCheck(row, r, hash) };
         if (rows.length < CHAIN_PAGE) return;
         after = rows[rows.length - 1]!.seq;
       }
@@ -379,7 +376,7 @@ export class SqliteRecordStore implements RecordStore {
 }
 
 /** Index columns are a copy of signed fields; a copy that disagrees would mislead queries. */
-function crossCheck(row: Row, r: AuditRecord): string | undefined {
+function crossCheck(row: Row, r: AuditRecord, hash: string): string | undefined {
   const pairs: [string, unknown, unknown][] = [
     ['id', row.id, r.id],
     ['seq', row.seq, r.seq],
@@ -390,7 +387,7 @@ function crossCheck(row: Row, r: AuditRecord): string | undefined {
     ['tee', row.tee, r.tee ?? null],
     ['verdict', row.verdict, r.verdict ?? null],
     ['purpose', row.purpose, r.purpose ?? null],
-    ['hash', row.hash, recordHash(r)],
+    ['hash', row.hash, hash],
   ];
   for (const [col, stored, signed] of pairs) {
     if (stored !== signed) return `column ${col} holds ${JSON.stringify(stored)} but the signed record says ${JSON.stringify(signed)}`;
