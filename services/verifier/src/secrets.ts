@@ -86,6 +86,11 @@ const laterIso = (a: string | undefined, b: string | undefined): string | undefi
 const earlierIso = (a: string | undefined, b: string | undefined): string | undefined =>
   a === undefined ? b : b === undefined ? a : Date.parse(a) <= Date.parse(b) ? a : b;
 
+/** How long a retired key stays published after its retirement (or its last result): the longer of the configured and its recorded result lifetime. */
+function publicationLifetimeSec(k: PublishedKey, resultTtlSec: number): number {
+  return Math.max(resultTtlSec, k.resultTtlSec ?? 0);
+}
+
 function canonicalKey(k: PublishedKey): PublishedKey {
   const out: PublishedKey = { jwk: { ...k.jwk }, activatedAt: k.activatedAt };
   if (k.retiredAt !== undefined) out.retiredAt = k.retiredAt;
@@ -133,8 +138,7 @@ export function mergeKeyRings(a: KeyRing, b: KeyRing, now: Date, resultTtlSec: n
   return {
     keys: ring.keys.map((k) => {
       if (k.retiredAt !== undefined || k === winner) return k;
-      const lifetime = Math.max(resultTtlSec, k.resultTtlSec ?? 0);
-      return canonicalKey({ ...k, retiredAt: winner.activatedAt, publishUntil: new Date(from + lifetime * 1000).toISOString() });
+      return canonicalKey({ ...k, retiredAt: winner.activatedAt, publishUntil: new Date(from + publicationLifetimeSec(k, resultTtlSec) * 1000).toISOString() });
     }),
   };
 }
@@ -347,22 +351,17 @@ export class SigningKeys {
     await this.queue;
   }
 
-  private lifetimeOf(kid: string, ring: KeyRing): number {
-    return Math.max(this.opts.resultTtlSec, ring.keys.find((k) => k.jwk.kid === kid)?.resultTtlSec ?? 0);
-  }
-
   private async maintainLocked(now: Date, force: boolean, writable: boolean): Promise<MaintenanceOutcome> {
     const disk = this.readRingFile();
     let ring = mergeKeyRings(disk ?? emptyKeyRing(), this.ring, now, this.opts.resultTtlSec);
     const previous = this.current;
     let adopted = false;
     let rotated = false;
-    const onDisk = activeKey(ring);
-    if (onDisk && onDisk.jwk.kid !== this.current?.kid && existsSync(join(this.dir, `${onDisk.jwk.kid}.jwk`))) {
-      this.current = await this.loadPrivate(onDisk.jwk.kid!);
+    const active = activeKey(ring);
+    if (active && active.jwk.kid !== this.current?.kid && existsSync(join(this.dir, `${active.jwk.kid}.jwk`))) {
+      this.current = await this.loadPrivate(active.jwk.kid!);
       adopted = previous !== undefined;
     }
-    const active = activeKey(ring);
     const ageDays = active ? (now.getTime() - Date.parse(active.activatedAt)) / 86_400_000 : Infinity;
     const due = force || !active || active.jwk.kid !== this.current?.kid || ageDays >= this.opts.rotateDays;
     if (!writable) {
@@ -370,11 +369,7 @@ export class SigningKeys {
         throw inputError('KEYS_DIR_READ_ONLY', `the signing key folder ${this.dir} is read-only and holds no usable active key`, { dir: this.dir });
       }
       if (due) this.opts.onError?.(inputError('KEYS_ROTATION_DUE', `signing key ${this.current.kid} is due for rotation, but ${this.dir} is read-only: rotate it where the folder is written`, { kid: this.current.kid }));
-      this.ring = ring;
-      this.ringStamp = this.stampOf();
-      const outcome = { rotated: false, adopted, kid: this.current.kid };
-      if (adopted) this.opts.onChange?.(outcome);
-      return outcome;
+      return this.settle(ring, false, adopted);
     }
     if (due) {
       const key = await generateSigningKey(this.opts.alg);
@@ -394,12 +389,17 @@ export class SigningKeys {
       const used = this.lastUse.get(previous.kid);
       const entry = ring.keys.find((k) => k.jwk.kid === previous.kid);
       if (used !== undefined && entry?.retiredAt !== undefined && used > Date.parse(entry.retiredAt)) {
-        ring = extendPublication(ring, previous.kid, new Date(used + this.lifetimeOf(previous.kid, ring) * 1000));
+        ring = extendPublication(ring, previous.kid, new Date(used + publicationLifetimeSec(entry, this.opts.resultTtlSec) * 1000));
       }
     }
     if (!disk || JSON.stringify(ring) !== JSON.stringify(canonicalRing(disk))) {
       writePrivateFile(this.ringPath, JSON.stringify(ring, null, 2));
     }
+    return this.settle(ring, rotated, adopted);
+  }
+
+  /** Takes `ring` as this process's view (as of the file's current stamp) and reports the outcome of a maintenance run. */
+  private settle(ring: KeyRing, rotated: boolean, adopted: boolean): MaintenanceOutcome {
     this.ring = ring;
     this.ringStamp = this.stampOf();
     const outcome = { rotated, adopted, kid: this.current!.kid };
@@ -471,11 +471,6 @@ export class SigningKeys {
   allKeys(): JSONWebKeySet {
     this.syncRing();
     return allKeys(this.ring);
-  }
-
-  /** The ring as this process knows it (a copy). */
-  keyRing(): KeyRing {
-    return canonicalRing(this.ring);
   }
 
   kids(): string[] {
