@@ -129,6 +129,11 @@ export async function buildServer(o: ServerOptions): Promise<FastifyInstance> {
     if (!hasRole(p, role)) throw new JoinguardError('AUTH_FORBIDDEN', `${p.name} lacks the ${role} role`, { principal: p.name }, { kind: 'rejected' });
     (req as FastifyRequest & { principal?: Principal }).principal = p;
   };
+  /** Who a request that passed requireRole comes from. */
+  const actor = (req: FastifyRequest): Actor => {
+    const p = (req as FastifyRequest & { principal?: Principal }).principal;
+    return { name: p?.name ?? 'unknown', via: p?.via ?? 'token' };
+  };
   const attesterLimit = { rateLimit: { max: o.attestPerMinute, timeWindow: '1 minute' } };
 
   app.get('/healthz', { schema: { hide: true } }, async () => ({ status: 'ok' }));
@@ -197,19 +202,20 @@ export async function buildServer(o: ServerOptions): Promise<FastifyInstance> {
         security: [{ bearer: [] }],
       },
     },
-    async (req) => o.verifier.revoke(req.params.name, req.body.reason, (req as FastifyRequest & { principal?: Principal }).principal?.name ?? 'unknown'),
+    async (req) => o.verifier.revoke(req.params.name, req.body.reason, actor(req).name),
   );
 
   // Policies per node pool. Reading them is an auditor's; changing them (the whole policy, or one reference
   // value) an admin's. A new policy goes through the checks of `joinguard policy check`; its errors come back
   // as details.errors with 400.
-  const actor = (req: FastifyRequest): Actor => {
-    const p = (req as FastifyRequest & { principal?: Principal }).principal;
-    return { name: p?.name ?? 'unknown', via: p?.via ?? 'token' };
-  };
   app.get('/v1/policies', { preHandler: requireRole('auditor'), schema: { tags: ['audit'], summary: 'Node pools and the policy in force for each', security: [{ bearer: [] }], response: { 200: policyListResponseSchema, ...errorReplies } } }, async () => ({
     pools: o.verifier.policies(),
   }));
+  // The three routes that change a policy: admin only, each answering what changed.
+  const policyChange = (summary: string, params: object) => ({
+    preHandler: requireRole('admin'),
+    schema: { tags: ['admin'], summary, params, security: [{ bearer: [] }], response: { 200: policyChangeResponseSchema, ...errorReplies } },
+  });
   await app.register(async (scope) => {
     // YAML bodies for PUT: only in this scope, so no other route parses YAML.
     scope.addContentTypeParser(['application/yaml', 'application/x-yaml', 'text/yaml'], { parseAs: 'string' }, (_req, body, done) => done(null, body));
@@ -220,16 +226,7 @@ export async function buildServer(o: ServerOptions): Promise<FastifyInstance> {
     );
     scope.put<{ Params: { pool: string }; Body: unknown }>(
       '/v1/policies/:pool',
-      {
-        preHandler: requireRole('admin'),
-        schema: {
-          tags: ['admin'],
-          summary: 'Replace a pool\'s policy (JSON, or YAML as application/yaml)',
-          params: policyPoolParamsSchema,
-          security: [{ bearer: [] }],
-          response: { 200: policyChangeResponseSchema, ...errorReplies },
-        },
-      },
+      policyChange('Replace a pool\'s policy (JSON, or YAML as application/yaml)', policyPoolParamsSchema),
       async (req) => {
         // Text is read as YAML only when sent as YAML; a JSON body must be the policy object itself.
         const yaml = /^(application\/(x-)?yaml|text\/yaml)\b/i.test(req.headers['content-type'] ?? '');
@@ -239,18 +236,12 @@ export async function buildServer(o: ServerOptions): Promise<FastifyInstance> {
     );
     scope.post<{ Params: { pool: string }; Body: unknown }>(
       '/v1/policies/:pool/reference-values',
-      {
-        preHandler: requireRole('admin'),
-        schema: { tags: ['admin'], summary: 'Add a reference value to a pool\'s policy', params: policyPoolParamsSchema, security: [{ bearer: [] }], response: { 200: policyChangeResponseSchema, ...errorReplies } },
-      },
+      policyChange('Add a reference value to a pool\'s policy', policyPoolParamsSchema),
       async (req) => o.verifier.addReferenceValue(req.params.pool, req.body, actor(req)),
     );
     scope.delete<{ Params: { pool: string; ref: string } }>(
       '/v1/policies/:pool/reference-values/:ref',
-      {
-        preHandler: requireRole('admin'),
-        schema: { tags: ['admin'], summary: 'Remove reference value {id}@{version} from a pool\'s policy', params: referenceValueParamsSchema, security: [{ bearer: [] }], response: { 200: policyChangeResponseSchema, ...errorReplies } },
-      },
+      policyChange('Remove reference value {id}@{version} from a pool\'s policy', referenceValueParamsSchema),
       async (req) => o.verifier.removeReferenceValue(req.params.pool, req.params.ref, actor(req)),
     );
   });

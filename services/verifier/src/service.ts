@@ -29,6 +29,7 @@ import {
 } from '@joinguard/protocol';
 import type { RecordStore } from '@joinguard/store';
 import { loadPolicy, policyDigest, referenceEntries, validity, type Policy, type ReferenceValue } from '@joinguard/policy';
+import { asJson } from './appraise/checks.js';
 import { appraiseEvidence, type AppraisalContext, type AppraisalOutcome } from './appraise/index.js';
 import { appraiseWithExpectedBinding, type ExpectedBinding } from './appraise/testing.js';
 import { checkTeeKey, deriveDiskKey, sealToTeeKey } from './keybroker.js';
@@ -72,6 +73,12 @@ export interface PolicyPool {
   configSource: 'file' | 'default';
   updatedAt?: string;
   updatedBy?: string;
+}
+
+/** What a policy-change record says happened (`put`, `reference-value-added`, …, `start`). */
+interface PolicyChange {
+  change: string;
+  referenceValue?: string;
 }
 
 /** Who changed a policy: a token's name or a client certificate's CN. */
@@ -349,18 +356,16 @@ export class Verifier {
    * policy persisted, before any appraisal uses it. The same policy again changes and records nothing.
    */
   async putPolicy(pool: string, doc: unknown, by: Actor): Promise<PolicyChangeResponse> {
-    return this.serialize(() => this.changePolicy(this.pool(pool), doc, by, { change: 'put' }));
+    return this.editPolicy(pool, by, () => ({ doc, what: { change: 'put' } }));
   }
 
   /** Adds one reference value to a pool's policy (rolling out N+1): the same checks and record as a PUT. */
   async addReferenceValue(pool: string, ref: unknown, by: Actor): Promise<PolicyChangeResponse> {
-    return this.serialize(() => {
-      const p = this.pool(pool);
+    return this.editPolicy(pool, by, (p) => {
       if (ref === null || typeof ref !== 'object' || Array.isArray(ref)) throw inputError('REQUEST_INVALID', 'the body must be one reference value (an object with id and version)', {});
       const r = ref as { id?: unknown; version?: unknown };
       const name = typeof r.id === 'string' && typeof r.version === 'string' ? `${r.id}@${r.version}` : undefined;
-      const draft = { ...plainJson(p.policy) as Record<string, unknown>, referenceValues: [...(p.policy.referenceValues ?? []), ref] };
-      return this.changePolicy(p, draft, by, { change: 'reference-value-added', ...(name ? { referenceValue: name } : {}) });
+      return { doc: withReferenceValues(p.policy, [...(p.policy.referenceValues ?? []), ref]), what: { change: 'reference-value-added', ...(name ? { referenceValue: name } : {}) } };
     });
   }
 
@@ -370,16 +375,14 @@ export class Verifier {
    * a rule deliberately with a PUT of the whole policy.
    */
   async removeReferenceValue(pool: string, idAtVersion: string, by: Actor): Promise<PolicyChangeResponse> {
-    return this.serialize(() => {
-      const p = this.pool(pool);
+    return this.editPolicy(pool, by, (p) => {
       const refs = p.policy.referenceValues ?? [];
       const hits = refs.filter((r) => `${r.id}@${r.version}` === idAtVersion);
       if (hits.length === 0) throw new JoinguardError('NOT_FOUND', `pool ${pool} has no reference value ${idAtVersion}`, { pool, referenceValue: idAtVersion }, { kind: 'input' });
       if (hits.length > 1) throw inputError('REQUEST_INVALID', `${idAtVersion} names more than one reference value (an id or version contains "@"); change the policy with a PUT`, { pool });
-      const gone = hits[0]!;
-      const rest = refs.filter((r) => r !== gone);
-      const stillProvided = new Set(rest.flatMap((r) => referenceEntries(r).map(([k]) => k)));
-      const orphaned = referenceEntries(gone).map(([k]) => k).filter((k) => !stillProvided.has(k));
+      const rest = refs.filter((r) => r !== hits[0]);
+      // What a PUT only warns about (POLICY_RULE_UNENFORCED), removing one reference value refuses.
+      const orphaned = unenforced(refs, rest);
       if (orphaned.length > 0) {
         throw inputError('POLICY_REFERENCE_LAST', `${idAtVersion} is the last reference value for ${orphaned.join(', ')}: without it those rules would be skipped, not enforced; add its successor first, or PUT a policy without the rule`, {
           pool,
@@ -387,8 +390,7 @@ export class Verifier {
           keys: orphaned,
         });
       }
-      const draft = { ...plainJson(p.policy) as Record<string, unknown>, referenceValues: rest };
-      return this.changePolicy(p, draft, by, { change: 'reference-value-removed', referenceValue: idAtVersion });
+      return { doc: withReferenceValues(p.policy, rest), what: { change: 'reference-value-removed', referenceValue: idAtVersion } };
     });
   }
 
@@ -424,13 +426,22 @@ export class Verifier {
     return p;
   }
 
+  /** One policy change, queued behind the others: `edit` turns the pool as it is now into the document to check. */
+  private editPolicy(pool: string, by: Actor, edit: (p: PolicyPool) => { doc: unknown; what: PolicyChange }): Promise<PolicyChangeResponse> {
+    return this.serialize(() => {
+      const p = this.pool(pool);
+      const { doc, what } = edit(p);
+      return this.changePolicy(p, doc, by, what);
+    });
+  }
+
   private serialize<T>(fn: () => Promise<T> | T): Promise<T> {
     const run = this.policyQueue.then(fn, fn);
     this.policyQueue = run.catch(() => undefined);
     return run;
   }
 
-  private async changePolicy(p: PolicyPool, doc: unknown, by: Actor, what: { change: string; referenceValue?: string }): Promise<PolicyChangeResponse> {
+  private async changePolicy(p: PolicyPool, doc: unknown, by: Actor, what: PolicyChange): Promise<PolicyChangeResponse> {
     const now = this.now();
     const { policy, warnings } = loadPolicy(doc, now);
     if (p.nodes && policy.nodePool !== undefined && policy.nodePool !== p.name) {
@@ -479,7 +490,7 @@ export class Verifier {
     return { pool: p.name, changed: true, policy: { ...next.ref }, previous, recordId: record.record.id, warnings: issues };
   }
 
-  private appendPolicyRecord(old: PolicyPool, next: PolicyPool, oldDigest: string | undefined, by: Actor, what: { change: string; referenceValue?: string }): Promise<SignedRecord> {
+  private appendPolicyRecord(old: PolicyPool, next: PolicyPool, oldDigest: string | undefined, by: Actor, what: PolicyChange): Promise<SignedRecord> {
     return this.d.store.append({
       kind: 'policy-change',
       log: LOGS.policy,
@@ -507,8 +518,11 @@ export class Verifier {
   }
 }
 
+/** A copy as plain JSON (undefined members dropped), as the records store requires; throws where JSON cannot go. */
 function plainJson(x: unknown): JsonValue {
-  return JSON.parse(JSON.stringify(x)) as JsonValue;
+  const j = asJson(x);
+  if (j === undefined) throw new JoinguardError('INTERNAL', 'a value meant for a record is not JSON (a cycle, or nesting too deep)', {}, { kind: 'internal' });
+  return j;
 }
 
 function poolInfo(p: PolicyPool, now: Date): PolicyPoolInfo {
@@ -533,13 +547,28 @@ function poolInfo(p: PolicyPool, now: Date): PolicyPoolInfo {
   };
 }
 
-/** Claims constrained by the old policy's reference values and by none of the new one's: their rules are now skipped. */
+/** The policy as plain JSON with other reference values: the draft of a reference-value change. */
+function withReferenceValues(policy: Policy, referenceValues: unknown[]): Record<string, unknown> {
+  return { ...(plainJson(policy) as Record<string, unknown>), referenceValues };
+}
+
+/** The claims some reference value constrains. */
+function referenceKeys(refs: readonly ReferenceValue[]): Set<string> {
+  return new Set(refs.flatMap((r) => referenceEntries(r).map(([k]) => k)));
+}
+
+/** Claims constrained by the old reference values and by none of the new ones: their rules are now skipped. */
+function unenforced(old: readonly ReferenceValue[], next: readonly ReferenceValue[]): string[] {
+  const still = referenceKeys(next);
+  return [...referenceKeys(old)].filter((k) => !still.has(k));
+}
+
 function unenforcedKeys(old: Policy, next: Policy): PolicyIssueInfo[] {
-  const keys = (p: Policy) => new Set((p.referenceValues ?? []).flatMap((r) => referenceEntries(r).map(([k]) => k)));
-  const now = keys(next);
-  return [...keys(old)]
-    .filter((k) => !now.has(k))
-    .map((k) => ({ path: '$.referenceValues', code: 'POLICY_RULE_UNENFORCED', message: `no reference value constrains ${k} any more: its rule is skipped, not enforced` }));
+  return unenforced(old.referenceValues ?? [], next.referenceValues ?? []).map((k) => ({
+    path: '$.referenceValues',
+    code: 'POLICY_RULE_UNENFORCED',
+    message: `no reference value constrains ${k} any more: its rule is skipped, not enforced`,
+  }));
 }
 
 /** Reads a policy kept by the admin routes; throws CONFIG_POLICY_STATE_INVALID naming the file when it is unusable. */
@@ -586,12 +615,12 @@ function appraisalBody(evidence: Evidence, o: AppraisalOutcome, pool: string): {
     evidence: evidenceJson,
     runtimeData: evidence.runtimeData as unknown as JsonValue,
     bindingDigest: o.bindingDigest,
-    checks: JSON.parse(JSON.stringify(o.appraisal.checks)) as JsonValue,
+    checks: plainJson(o.appraisal.checks),
     policy: o.appraisal.policy as unknown as JsonValue,
     pool,
-    tcb: JSON.parse(JSON.stringify(o.tcb)) as JsonValue,
+    tcb: plainJson(o.tcb),
     measurements: o.measurements,
-    ...(o.claims ? { claims: JSON.parse(JSON.stringify(o.claims)) as JsonValue } : {}),
+    ...(o.claims ? { claims: plainJson(o.claims) } : {}),
   };
 }
 
