@@ -21,7 +21,7 @@ export interface TrustOpts {
   snpCollateral?: string;
 }
 
-export function collect(v: string, prev: string[] = []): string[] {
+function collect(v: string, prev: string[] = []): string[] {
   return [...prev, v];
 }
 
@@ -34,7 +34,8 @@ export function trustFlags(c: Command): Command {
     .option('--snp-collateral <dir>', 'offline AMD KDS cache (the KdsClient cacheDir layout): VCEK, chain and CRL for SNP evidence whose hardware.certs has no VCEK');
 }
 
-function text(path: string, what: string, max?: number): string {
+/** A text input file (policy, PEM, JSON), with readInputFile's checks. */
+export function readText(path: string, what: string, max?: number): string {
   return Buffer.from(readInputFile(path, what, max)).toString('utf8');
 }
 
@@ -48,8 +49,8 @@ export function trustFrom(o: TrustOpts): AppraisalTrust {
     if (dir !== undefined && (!existsSync(dir) || !statSync(dir).isDirectory())) throw usage(`${flag} ${dir} is not a directory`, { path: dir });
   }
   return defaultTrust({
-    snpTestRootsPem: (o.snpTestRoot ?? []).map((p) => text(p, 'SNP test root')),
-    tdxTestRootsPem: (o.tdxTestRoot ?? []).map((p) => text(p, 'TDX test root')),
+    snpTestRootsPem: (o.snpTestRoot ?? []).map((p) => readText(p, 'SNP test root')),
+    tdxTestRootsPem: (o.tdxTestRoot ?? []).map((p) => readText(p, 'TDX test root')),
     ...(o.tdxCollateral !== undefined ? { tdxCollateralDir: o.tdxCollateral } : {}),
     ...(o.snpCollateral !== undefined ? { snpCollateralDir: o.snpCollateral } : {}),
   });
@@ -57,7 +58,7 @@ export function trustFrom(o: TrustOpts): AppraisalTrust {
 
 export function readEvidenceFile(path: string): Evidence {
   try {
-    return JSON.parse(text(path, 'evidence', MAX_EVIDENCE_BYTES)) as Evidence;
+    return JSON.parse(readText(path, 'evidence', MAX_EVIDENCE_BYTES)) as Evidence;
   } catch (e) {
     if (e instanceof SyntaxError) throw inputError('CLI_BAD_EVIDENCE', `evidence ${path} is not JSON: ${e.message}`, { path });
     throw e;
@@ -69,7 +70,7 @@ export function readEvidenceFile(path: string): Evidence {
  * has the bundle's members, which claims never have. Whether it is a *valid* bundle is the appraisal's call.
  */
 export function looksLikeEvidence(doc: unknown): boolean {
-  if (doc === null || typeof doc !== 'object' || Array.isArray(doc)) return false;
+  if (!isObject(doc)) return false;
   const d = doc as Record<string, unknown>;
   return typeof d.nonce === 'string' && typeof d.tee === 'string' && isObject(d.runtimeData) && isObject(d.hardware) && isObject(d.tpm);
 }

@@ -8,7 +8,7 @@ import { decodeRecordJws, verifyEntries, type ChainVerification, type RecordStor
 import { readPolicy } from '@joinguard/verifier';
 import { policyDigest } from '@joinguard/policy';
 import { appraise, trustFlags, trustFrom, type TrustOpts } from '../appraise.js';
-import { openStoreFile } from '../store-file.js';
+import { allRecords, openStoreFile } from '../store-file.js';
 import { runCommand, usage } from '../output.js';
 
 interface SourceOptions {
@@ -156,13 +156,8 @@ async function brokenRecordId(s: RecordSource, c: ChainVerification): Promise<st
   return undefined;
 }
 
-async function* logEntries(s: RecordSource, log: string): AsyncIterable<{ jws: string }> {
-  let cursor: string | undefined;
-  do {
-    const page = await s.query({ log, limit: 1000, ...(cursor ? { cursor } : {}) });
-    for (const r of page.records) yield { jws: r.jws };
-    cursor = page.nextCursor;
-  } while (cursor);
+function logEntries(s: RecordSource, log: string): AsyncIterable<{ jws: string }> {
+  return allRecords((q) => s.query(q), { log, limit: 1000 });
 }
 
 const sourceFlags = (c: Command): Command =>
@@ -230,15 +225,17 @@ export function registerAudit(program: Command): void {
             const digest = policyDigest(policy);
             const trust = trustFrom(o);
             for await (const { jws } of logEntries(s, 'appraisals')) {
-              const rec = JSON.parse(Buffer.from(jws.split('.')[1] ?? '', 'base64url').toString('utf8')) as SignedRecord['record'];
+              const rec = decodeRecordJws(jws);
               const evidence = rec.body.evidence as unknown as Evidence | undefined;
               const recordedPolicy = rec.body.policy as { digest?: string } | undefined;
+              const who = { id: rec.id, ...(rec.node ? { node: rec.node } : {}) };
+              const recorded = rec.verdict ? { recorded: rec.verdict } : {};
               if (!evidence) {
-                reappraisals.push({ id: rec.id, ...(rec.node ? { node: rec.node } : {}), now: 'missing', same: false, reason: 'the record holds no evidence' });
+                reappraisals.push({ ...who, now: 'missing', same: false, reason: 'the record holds no evidence' });
                 continue;
               }
               if (recordedPolicy?.digest !== digest) {
-                reappraisals.push({ id: rec.id, ...(rec.node ? { node: rec.node } : {}), ...(rec.verdict ? { recorded: rec.verdict } : {}), now: 'skipped', same: false, reason: `recorded under policy digest ${recordedPolicy?.digest}, not ${digest}` });
+                reappraisals.push({ ...who, ...recorded, now: 'skipped', same: false, reason: `recorded under policy digest ${recordedPolicy?.digest}, not ${digest}` });
                 continue;
               }
               const out = await appraise(evidence, { now: new Date(rec.time), policy, trust });
@@ -246,9 +243,8 @@ export function registerAudit(program: Command): void {
               // A verdict that differs names the first check that failed now (e.g. a VCEK no longer found).
               const failed = same ? undefined : out.appraisal.checks.find((c) => c.outcome === 'fail');
               reappraisals.push({
-                id: rec.id,
-                ...(rec.node ? { node: rec.node } : {}),
-                ...(rec.verdict ? { recorded: rec.verdict } : {}),
+                ...who,
+                ...recorded,
                 now: out.appraisal.verdict,
                 same,
                 ...(failed ? { ...(failed.code ? { code: failed.code } : {}), reason: `${failed.name}${failed.code ? ` [${failed.code}]` : ''}: ${failed.message ?? 'failed'}` } : {}),

@@ -1,7 +1,7 @@
 import { basename } from 'node:path';
 import type { Command } from 'commander';
 import { stringify as toYaml } from 'yaml';
-import { inputError, readInputFile, reject, type JoinguardError } from '@joinguard/core';
+import { inputError, reject, type JoinguardError } from '@joinguard/core';
 import type { Check, Evidence } from '@joinguard/protocol';
 import type { AppraisalTrust } from '@joinguard/verifier';
 import {
@@ -24,9 +24,9 @@ import {
   type PolicyIssue,
   type Verdict,
 } from '@joinguard/policy';
-import { firstEvidenceFailure, looksLikeEvidence, MAX_EVIDENCE_BYTES, trustFlags, trustFrom, verifiedClaims, type TrustOpts } from '../appraise.js';
+import { firstEvidenceFailure, looksLikeEvidence, MAX_EVIDENCE_BYTES, readText, trustFlags, trustFrom, verifiedClaims, type TrustOpts } from '../appraise.js';
 import { runCommand, usage } from '../output.js';
-import { openStoreFile } from '../store-file.js';
+import { allRecords, openStoreFile } from '../store-file.js';
 
 interface JsonOpt {
   json?: boolean;
@@ -38,10 +38,6 @@ function parseAt(at: string | undefined): Date {
   const t = Date.parse(at);
   if (Number.isNaN(t)) throw usage(`--at ${at} is not an RFC 3339 date-time`);
   return new Date(t);
-}
-
-function readText(path: string, what: string): string {
-  return Buffer.from(readInputFile(path, what)).toString('utf8');
 }
 
 function issueLines(issues: PolicyIssue[]): string {
@@ -80,6 +76,10 @@ interface UnverifiedEntry {
   verdict?: Verdict;
 }
 
+function unverifiedEntry(name: string, failed: Check, verdict?: Verdict): UnverifiedEntry {
+  return { name, check: failed.name, code: failed.code ?? 'APPRAISE_FAILED', ...(failed.message ? { message: failed.message } : {}), ...(verdict ? { verdict } : {}) };
+}
+
 interface Inputs {
   entries: ClaimsFileEntry[];
   unverified: UnverifiedEntry[];
@@ -116,7 +116,7 @@ async function readInputs(paths: string[], evidence?: EvidenceOptions): Promise<
   for (const path of paths) {
     let doc: unknown;
     try {
-      doc = JSON.parse(Buffer.from(readInputFile(path, 'claims or evidence', MAX_EVIDENCE_BYTES)).toString('utf8'));
+      doc = JSON.parse(readText(path, 'claims or evidence', MAX_EVIDENCE_BYTES));
     } catch (e) {
       if ((e as JoinguardError).kind === 'input') throw e;
       throw inputError('POLICY_CLAIMS_INVALID', `claims file ${path} is not JSON: ${(e as Error).message}`, { path });
@@ -133,7 +133,7 @@ async function readInputs(paths: string[], evidence?: EvidenceOptions): Promise<
         trust ??= evidence.trust();
         const v = await verifiedClaims(ev, evidence.now, trust);
         if (v.ok) entries.push({ name: unique(node, fallback), claims: v.claims });
-        else unverified.push({ name: unique(node, fallback), check: v.failed.name, code: v.failed.code ?? 'APPRAISE_FAILED', ...(v.failed.message ? { message: v.failed.message } : {}) });
+        else unverified.push(unverifiedEntry(unique(node, fallback), v.failed));
       } else if (item !== null && typeof item === 'object' && 'claims' in item) {
         const w = item as { name?: unknown; claims: unknown; verdict?: unknown };
         if (w.verdict !== undefined && w.verdict !== 'pass' && w.verdict !== 'fail') throw inputError('POLICY_CLAIMS_INVALID', `${where}: verdict must be "pass" or "fail"`, { path: where });
@@ -156,31 +156,24 @@ async function readInputs(paths: string[], evidence?: EvidenceOptions): Promise<
  */
 async function readStoredAppraisals(path: string, o: { node?: string; latest?: boolean }): Promise<Inputs> {
   const store = await openStoreFile(path);
-  const byNode = new Map<string, { entry?: ClaimsFileEntry; unverified?: UnverifiedEntry }>();
-  const all: Array<{ entry?: ClaimsFileEntry; unverified?: UnverifiedEntry }> = [];
+  const items: Array<{ node: string; entry?: ClaimsFileEntry; unverified?: UnverifiedEntry }> = [];
   try {
-    let cursor: string | undefined;
-    do {
-      const page = await store.query({ kind: 'appraisal', ...(o.node ? { node: o.node } : {}), limit: 500, ...(cursor ? { cursor } : {}) });
-      for (const { record } of page.records) {
-        const name = `${record.node ?? 'unknown'}/${record.id}`;
-        const body = record.body as { claims?: unknown; checks?: Check[] };
-        const failed = Array.isArray(body.checks) ? firstEvidenceFailure(body.checks) : undefined;
-        const verdict = record.verdict === 'pass' || record.verdict === 'fail' ? { verdict: record.verdict } : {};
-        let item: { entry?: ClaimsFileEntry; unverified?: UnverifiedEntry };
-        if (failed) item = { unverified: { name, check: failed.name, code: failed.code ?? 'APPRAISE_FAILED', ...(failed.message ? { message: failed.message } : {}), ...verdict } };
-        else if (body.claims === undefined) item = { unverified: { name, check: 'evidence.decode', code: 'APPRAISE_NO_CLAIMS', message: 'the record keeps no claims', ...verdict } };
-        else item = { entry: { name, claims: parseClaims(body.claims, `record ${record.id}`), ...verdict } };
-        if (o.latest) byNode.set(record.node ?? record.id, item);
-        else all.push(item);
-      }
-      cursor = page.nextCursor;
-    } while (cursor);
+    for await (const { record } of allRecords((q) => store.query(q), { kind: 'appraisal', ...(o.node ? { node: o.node } : {}), limit: 500 })) {
+      const name = `${record.node ?? 'unknown'}/${record.id}`;
+      const body = record.body as { claims?: unknown; checks?: Check[] };
+      const failed = Array.isArray(body.checks) ? firstEvidenceFailure(body.checks) : undefined;
+      const verdict = record.verdict === 'pass' || record.verdict === 'fail' ? record.verdict : undefined;
+      const node = record.node ?? record.id;
+      if (failed) items.push({ node, unverified: unverifiedEntry(name, failed, verdict) });
+      else if (body.claims === undefined) items.push({ node, unverified: unverifiedEntry(name, { name: 'evidence.decode', outcome: 'fail', code: 'APPRAISE_NO_CLAIMS', message: 'the record keeps no claims' }, verdict) });
+      else items.push({ node, entry: { name, claims: parseClaims(body.claims, `record ${record.id}`), ...(verdict ? { verdict } : {}) } });
+    }
   } finally {
     await store.close();
   }
-  const items = o.latest ? [...byNode.values()] : all;
-  return { entries: items.flatMap((x) => (x.entry ? [x.entry] : [])), unverified: items.flatMap((x) => (x.unverified ? [x.unverified] : [])) };
+  // --latest: each node where it first appears, with its last appraisal.
+  const kept = o.latest ? [...new Map(items.map((x) => [x.node, x])).values()] : items;
+  return { entries: kept.flatMap((x) => (x.entry ? [x.entry] : [])), unverified: kept.flatMap((x) => (x.unverified ? [x.unverified] : [])) };
 }
 
 function parsePcrList(s: string | undefined): number[] | undefined {

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
-import { readInputFile, reject } from '@joinguard/core';
+import { reject } from '@joinguard/core';
 import { loadPolicy } from '@joinguard/policy';
-import { appraise, readEvidenceFile, trustFlags, trustFrom, type AppraisalOutcome, type TrustOpts } from '../appraise.js';
+import { appraise, readEvidenceFile, readText, trustFlags, trustFrom, type AppraisalOutcome, type TrustOpts } from '../appraise.js';
 import { runCommand, usage } from '../output.js';
 
 interface VerifyOpts extends TrustOpts {
@@ -47,7 +47,7 @@ export function registerVerify(program: Command): void {
       await runCommand(opts, async () => {
         const now = parseAt(opts.at);
         const evidence = readEvidenceFile(evidencePath);
-        const { policy } = loadPolicy(Buffer.from(readInputFile(opts.policy, 'policy')).toString('utf8'), now);
+        const { policy } = loadPolicy(readText(opts.policy, 'policy'), now);
         const trust = trustFrom(opts);
         const out = await appraise(evidence, { now, policy, trust });
         const json = {
