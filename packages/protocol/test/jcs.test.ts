@@ -108,12 +108,31 @@ describe('canonicalJson (RFC 8785)', () => {
     const json = fc.jsonValue({ maxDepth: 6 }).map((v) => JSON.parse(JSON.stringify(v)) as unknown);
     const text = fc.oneof(fc.string(), fc.string({ unit: 'grapheme' }), fc.string({ unit: 'binary' }).filter((x) => (x as unknown as { isWellFormed(): boolean }).isWellFormed()));
     fc.assert(
-      fc.property(fc.oneof(json, fc.dictionary(text, json, { maxKeys: 8 }), fc.array(fc.oneof(text, fc.double({ noNaN: true, noDefaultInfinity: true })))), (v) => {
+      fc.property(fc.oneof(json, fc.dictionary(text, json, { maxKeys: 8 }), fc.dictionary(text, fc.integer(), { minKeys: 12, maxKeys: 40 }), fc.array(fc.oneof(text, fc.double({ noNaN: true, noDefaultInfinity: true })))), (v) => {
         expect(canonicalJson(v)).toBe(canonicalize(v));
         expect(() => assertJsonValue(v)).not.toThrow();
       }),
       { numRuns: 3000 },
     );
+  });
+
+  it('names the path of the refused value', () => {
+    const details = (f: () => unknown) => {
+      try {
+        f();
+      } catch (e) {
+        return (e as JoinguardError).details;
+      }
+      return undefined;
+    };
+    expect(details(() => canonicalJson({ a: [1, { b: NaN }] }))).toMatchObject({ path: '$.a[1].b', valueType: 'NaN' });
+    expect(details(() => assertJsonValue({ x: { y: [0, 1, undefined] } }, '$.body'))).toMatchObject({ path: '$.body.x.y[2]', valueType: 'undefined' });
+    const cyclic: Record<string, unknown> = { k: { l: [] } };
+    ((cyclic.k as { l: unknown[] }).l).push(cyclic);
+    expect(details(() => canonicalJson({ z: cyclic }))).toMatchObject({ path: '$.z.k.l[0]' });
+    let deep: unknown = 1;
+    for (let i = 0; i < 70; i++) deep = { d: deep };
+    expect(details(() => canonicalJson(deep))).toMatchObject({ path: `$${'.d'.repeat(65)}`, maxDepth: 64 });
   });
 
   it('refuses a lone surrogate in a key or a string, and a cycle, when only checking too', () => {
