@@ -71,6 +71,18 @@ function sortKeys(keys: string[]): void {
   }
 }
 
+// Records repeat the same few dozen member names: their quoted forms are kept (short names, a bounded number,
+// so hostile bodies with random names only fill it once).
+const MEMBER_NAMES = new Map<string, string>();
+function memberName(k: string): string {
+  let t = MEMBER_NAMES.get(k);
+  if (t === undefined) {
+    t = `${JSON.stringify(k)}:`;
+    if (k.length <= 32 && MEMBER_NAMES.size < 4096) MEMBER_NAMES.set(k, t);
+  }
+  return t;
+}
+
 /**
  * One walk that checks `v` is plain JSON and, when `out`, appends its RFC 8785 form to `text`: members
  * sorted by UTF-16 code units, strings and numbers as ECMAScript's JSON.stringify writes them (which is what
@@ -131,7 +143,7 @@ function walk(v: unknown, depth: number, w: Walk): void {
     const k = keys[i]!;
     w.trail[depth + 1] = k;
     if (!wellFormed(k)) bad(w, depth + 1, k, 'a key with a lone UTF-16 surrogate');
-    if (out) w.text += i === 0 ? `${JSON.stringify(k)}:` : `,${JSON.stringify(k)}:`;
+    if (out) w.text += i === 0 ? memberName(k) : `,${memberName(k)}`;
     walk((o as Record<string, unknown>)[k], depth + 1, w);
   }
   if (out) w.text += '}';
