@@ -38,8 +38,15 @@ function signature(alg: JwsAlgorithm, input: Buffer, key: KeyObject): Buffer {
  * sign this way is verified by jose (verifyResult, openRecord), so the two implementations check each other.
  */
 export function compactSign(payload: Uint8Array, header: { alg: JwsAlgorithm; kid: string; typ: string }, key: SignerKey): string {
-  const input = `${Buffer.from(JSON.stringify(header), 'utf8').toString('base64url')}.${Buffer.from(payload).toString('base64url')}`;
-  return `${input}.${signature(header.alg, Buffer.from(input, 'ascii'), keyObjectOf(key)).toString('base64url')}`;
+  // Records carry whole evidence bundles: the payload is encoded once, and the signing input is written
+  // into one buffer rather than copied out of the joined text.
+  const head = Buffer.from(JSON.stringify(header), 'utf8').toString('base64url');
+  const body = Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength).toString('base64url');
+  const input = Buffer.allocUnsafe(head.length + 1 + body.length);
+  input.write(head, 0, 'latin1');
+  input[head.length] = 0x2e;
+  input.write(body, head.length + 1, 'latin1');
+  return `${head}.${body}.${signature(header.alg, input, keyObjectOf(key)).toString('base64url')}`;
 }
 
 const THUMBPRINT_MEMBERS: Record<string, readonly string[]> = { EC: ['crv', 'kty', 'x', 'y'], OKP: ['crv', 'kty', 'x'], RSA: ['e', 'kty', 'n'], oct: ['k', 'kty'] };
