@@ -420,11 +420,12 @@ function assertNow(now: Date): void {
 /**
  * Appraises normalized claims against a policy at `now`. Never throws for bad evidence: every rule gets
  * an outcome, and the verdict is `fail` when any rule failed. Throws only for an unusable policy or time
- * (input errors), so the caller should have loaded the policy with loadPolicy.
+ * (input errors), so the caller should have loaded the policy with loadPolicy. A caller that keeps the
+ * policy's digest (the verifier computes it once, when it loads the policy) passes it as `digest`.
  */
-export function evaluate(policy: Policy, claims: AppraisalClaims, now: Date): Appraisal {
+export function evaluate(policy: Policy, claims: AppraisalClaims, now: Date, digest?: string): Appraisal {
   assertNow(now);
-  return appraise(policy, claims, now, policyDigest(policy), new ReferenceIndex(policy.referenceValues ?? [], now));
+  return appraise(policy, claims, now, digest ?? policyDigest(policy), new ReferenceIndex(policy.referenceValues ?? [], now));
 }
 
 /** evaluate() with the digest and reference index computed once for many appraisals (dry runs). */

@@ -79,9 +79,20 @@ function evidenceValidator(): ValidateFunction {
   return validateEvidence;
 }
 
+/**
+ * Bundles that already passed the edge schema of POST /v1/attest, which is stricter than the engine's (it also
+ * constrains teeKey): the server notes them so that a request's evidence is validated once, not twice.
+ */
+const passedEdgeSchema = new WeakSet<object>();
+
+/** Notes that `e` passed the edge Evidence schema (the server calls this from its body validator). */
+export function notePassedEdgeSchema(e: unknown): void {
+  if (typeof e === 'object' && e !== null) passedEdgeSchema.add(e);
+}
+
 function decodeEvidence(e: unknown): Decoded {
   const validate = evidenceValidator();
-  if (!validate(e)) {
+  if (!passedEdgeSchema.has(e as object) && !validate(e)) {
     const err = validate.errors?.[0];
     throw reject('APPRAISE_EVIDENCE_MALFORMED', `evidence does not match the Evidence schema: ${err?.instancePath || '/'} ${err?.message ?? ''}`.trim(), {
       path: err?.instancePath, keyword: err?.keyword,
@@ -113,6 +124,13 @@ function spki(k: KeyObject): Buffer {
   return k.export({ type: 'spki', format: 'der' });
 }
 
+/**
+ * Importing an EC point costs about as much as a P-256 signature check (OpenSSL validates it), and a node
+ * re-attests with the key it attested with before: the last points found valid are kept (oldest evicted).
+ */
+const TEE_KEY_CACHE_SIZE = 1024;
+const validTeeKeys = new Set<string>();
+
 /** A P-256 or X25519 public JWK and nothing private: the key broker encrypts the disk key to it. */
 function checkTeeKey(k: unknown): string {
   if (k === null || typeof k !== 'object' || Array.isArray(k)) throw reject('APPRAISE_TEE_KEY_INVALID', 'runtimeData.teeKey is not a JWK object', {});
@@ -129,12 +147,16 @@ function checkTeeKey(k: unknown): string {
   if (jwk.kty === 'EC' && jwk.crv === 'P-256' && b64u32(jwk.x) && b64u32(jwk.y)) kind = 'EC P-256';
   else if (jwk.kty === 'OKP' && jwk.crv === 'X25519' && b64u32(jwk.x) && jwk.y === undefined) kind = 'OKP X25519';
   else throw reject('APPRAISE_TEE_KEY_INVALID', `runtimeData.teeKey must be an EC P-256 or OKP X25519 public JWK, got kty ${JSON.stringify(jwk.kty)} crv ${JSON.stringify(jwk.crv)}`, {});
+  const point = `${kind} ${String(jwk.x)} ${String(jwk.y ?? '')}`;
+  if (validTeeKeys.has(point)) return kind;
   try {
     // Rejects points that are not on the curve.
     createPublicKey({ key: { kty: jwk.kty, crv: jwk.crv, x: jwk.x, ...(jwk.y ? { y: jwk.y } : {}) } as JsonWebKey, format: 'jwk' });
   } catch (e) {
     throw reject('APPRAISE_TEE_KEY_INVALID', `runtimeData.teeKey is not a valid ${kind} public key: ${e instanceof Error ? e.message : String(e)}`, {});
   }
+  if (validTeeKeys.size >= TEE_KEY_CACHE_SIZE) validTeeKeys.delete(validTeeKeys.values().next().value!);
+  validTeeKeys.add(point);
   return kind;
 }
 
@@ -307,7 +329,7 @@ export async function appraiseInternal(evidence: Evidence, ctx: AppraisalContext
   const checks = run.checks;
   let policyFailed = false;
   if (claimsExist) {
-    const a = evaluate(ctx.policy, claims, now);
+    const a = evaluate(ctx.policy, claims, now, ctx.policyRef.digest);
     // A record holds at most MAX_CHECKS checks (protocol LIMITS.maxChecks); a hostile log can make a rule fail
     // once per entry, so the excess is folded into one failed check that says how many were left out.
     const room = MAX_CHECKS - checks.length - 1;

@@ -21,6 +21,8 @@
 import type { Evidence } from '@joinguard/protocol';
 import { appraiseInternal, type AppraisalContext, type AppraisalOutcome } from './engine.js';
 
+export { notePassedEdgeSchema } from './engine.js';
+
 export type { AppraisalContext, AppraisalOutcome } from './engine.js';
 export type { AppraisalTrust } from './trust.js';
 export { defaultTrust, readCollateralDir } from './trust.js';
