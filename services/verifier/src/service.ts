@@ -1,10 +1,9 @@
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { existsSync, readFileSync, statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import type { JSONWebKeySet, JWK } from 'jose';
 import { JoinguardError, inputError, reject } from '@joinguard/core';
 import {
-  canonicalJson,
   checkChallenge,
   issueChallenge,
   jwkThumbprint,
@@ -602,16 +601,16 @@ function isNodeName(s: string): boolean {
 }
 
 /**
- * What an appraisal record keeps: the whole evidence (so `audit verify --reappraise` can run it again), its
- * digest, the binding digest, every check and the policy. The event log is the bulk; it stays inline so a
- * record is self-contained.
+ * What an appraisal record keeps: the whole evidence (so `audit verify --reappraise` can run it again), the
+ * binding digest, every check and the policy. The event log is the bulk; it stays inline so a record is
+ * self-contained, and the record's signature and chain cover it (a separate evidence digest would only cost
+ * another canonicalisation of the bundle per appraisal).
  */
 function appraisalBody(evidence: Evidence, o: AppraisalOutcome, pool: string): { [k: string]: JsonValue } {
   // The evidence is parsed JSON that passed the schema, so it goes in as it is (the store re-checks that a
   // body is plain JSON); the engine's own objects may hold undefined members, which the copies drop.
   const evidenceJson = evidence as unknown as JsonValue;
   return {
-    evidenceSha256: createHash('sha256').update(canonicalJson(evidenceJson)).digest('hex'),
     evidence: evidenceJson,
     runtimeData: evidence.runtimeData as unknown as JsonValue,
     bindingDigest: o.bindingDigest,
