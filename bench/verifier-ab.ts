@@ -1,0 +1,60 @@
+// A/B comparison of two verifier builds: both run as `joinguard serve` pinned to the same core (CPU 0) and get
+// the same load at the same time (16 requests in flight each), so host speed drift, which swings single runs
+// of verifier-http.ts by 20 %, hits both alike. Prints each one's CPU per appraisal (from /proc) and the ratio.
+// Absolute figures are higher than a lone verifier's (two processes share the core's caches).
+//
+// Usage: npx tsx bench/verifier-ab.ts ROOT_A ROOT_B [appraisals]
+//   ROOT_*: a built checkout (e.g. `git worktree add /tmp/base main~3 && cp -a node_modules /tmp/base/ &&
+//   (cd /tmp/base && npm run build)`); the same root twice with AB_NODE_ARGS="|--max-semi-space-size=64"
+//   compares node flags instead (A's and B's flags separated by |).
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Agent, request } from 'node:http';
+import YAML from 'yaml';
+import { createSimCvm } from '@joinguard/simcvm';
+const roots = process.argv.slice(2, 4);
+if (roots.length !== 2) {
+  console.error('usage: npx tsx bench/verifier-ab.ts ROOT_A ROOT_B [appraisals]');
+  process.exit(2);
+}
+const n = Number(process.argv[4] ?? 4000);
+const nodeArgs = (process.env.AB_NODE_ARGS ?? '').split('|').map((s) => s.split(' ').filter(Boolean));
+spawnSync('taskset', ['-cp', '1', String(process.pid)]);
+const ticks = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
+const cpu = (pid: number) => { const f = readFileSync(`/proc/${pid}/stat`, 'utf8'); const x = f.slice(f.lastIndexOf(')') + 2).split(' '); return (Number(x[11]) + Number(x[12])) / ticks; };
+const freePort = () => new Promise<number>((r) => { const s = createServer(); s.listen(0, '127.0.0.1', () => { const p = (s.address() as { port: number }).port; s.close(() => r(p)); }); });
+const agent = new Agent({ keepAlive: true, maxSockets: 128 });
+const call = (port: number, method: string, path: string, body?: string) => new Promise<{ status: number; text: string }>((resolve, reject) => {
+  const req = request({ host: '127.0.0.1', port, method, path, agent, headers: body ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } : {} }, (res) => { const c: Buffer[] = []; res.on('data', (d: Buffer) => c.push(d)); res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(c).toString() })); });
+  req.on('error', reject); if (body) req.write(body); req.end();
+});
+const sim = await createSimCvm({ tee: 'snp', nodeName: 'bench-worker-0', vtpm: 'software' });
+const servers: { port: number; child: ChildProcess; bodies: string[]; root: string }[] = [];
+for (const [i, root] of roots.entries()) {
+  const dir = mkdtempSync(join(tmpdir(), 'jg-ab-'));
+  const trust = sim.writeTrust(join(dir, 'trust'));
+  writeFileSync(join(dir, 'policy.yaml'), YAML.stringify(sim.goodPolicy()));
+  const port = await freePort();
+  writeFileSync(join(dir, 'v.yaml'), YAML.stringify({ listen: { host: '127.0.0.1', port }, dataDir: join(dir, 'data'), policy: { file: join(dir, 'policy.yaml') }, trust: { snpTestRoots: [trust.snpRootsPem] }, rateLimit: { attestPerMinute: 10_000_000 }, logLevel: 'warn' }));
+  const child = spawn('taskset', ['-c', '0', process.execPath, ...(nodeArgs[i] ?? []), join(root!, 'services/cli/bin/joinguard.js'), 'serve', '--config', join(dir, 'v.yaml')], { stdio: ['ignore', 'inherit', 'inherit'], env: { ...process.env, NODE_OPTIONS: '' } });
+  for (let k = 0; ; k++) { try { if ((await call(port, 'GET', '/healthz')).status === 200) break; } catch { if (k > 100) throw new Error('no start'); await new Promise((r) => setTimeout(r, 100)); } }
+  servers.push({ port, child, bodies: [], root: root! });
+}
+for (const s of servers) for (let i = 0; i < n + 200; i++) {
+  const c = JSON.parse((await call(s.port, 'GET', '/v1/challenge')).text) as { nonce: string };
+  s.bodies.push(JSON.stringify(await sim.evidence({ nonce: c.nonce, runtimeData: { nodeName: `bench-worker-${i % 50}`, machine: `m-${i % 50}`, purpose: 'reattest' } })));
+}
+for (const s of servers) for (const b of s.bodies.splice(0, 200)) { const r = await call(s.port, 'POST', '/v1/attest', b); if (r.status !== 200) throw new Error(r.text.slice(0, 200)); }
+const c0 = servers.map((s) => cpu(s.child.pid!));
+const t0 = performance.now();
+let bad = 0;
+await Promise.all(servers.flatMap((s) => Array.from({ length: 16 }, async () => { while (s.bodies.length) { const r = await call(s.port, 'POST', '/v1/attest', s.bodies.pop()!); if (r.status !== 200) bad++; } })));
+const wall = (performance.now() - t0) / 1000;
+const c1 = servers.map((s) => cpu(s.child.pid!));
+const ms = servers.map((_, i) => ((c1[i]! - c0[i]!) * 1000) / n);
+console.log(`wall ${wall.toFixed(1)} s, ${bad} non-200; CPU per appraisal: ${servers.map((s, i) => `${s.root}${nodeArgs[i]?.length ? ' ' + nodeArgs[i]!.join(' ') : ''} ${ms[i]!.toFixed(3)} ms`).join(' | ')}; ratio ${(ms[1]! / ms[0]!).toFixed(3)}`);
+for (const s of servers) s.child.kill('SIGTERM');
+await sim.close(); agent.destroy();
