@@ -6,7 +6,7 @@ import { inputError, reject } from '@joinguard/core';
 import { allKeys, type KeyRing, type RecordPage, type RecordQuery, type SignedRecord, type Evidence } from '@joinguard/protocol';
 import { decodeRecordJws, verifyEntries, type ChainVerification, type RecordStore } from '@joinguard/store';
 import { readPolicy } from '@joinguard/verifier';
-import { policyDigest } from '@joinguard/policy';
+import { loadPolicy, policyDigest, type Policy } from '@joinguard/policy';
 import { appraise, trustFlags, trustFrom, type TrustOpts } from '../appraise.js';
 import { allRecords, openStoreFile } from '../store-file.js';
 import { runCommand, usage } from '../output.js';
@@ -160,6 +160,40 @@ function logEntries(s: RecordSource, log: string): AsyncIterable<{ jws: string }
   return allRecords((q) => s.query(q), { log, limit: 1000 });
 }
 
+/** A policy --reappraise can judge records by, and where it came from (a policy record's id, or a file). */
+interface KnownPolicy {
+  policy: Policy;
+  from: string;
+}
+
+/**
+ * Every policy the verifier put in force, by digest: the documents its policy-change records carry (the
+ * policy log, whose chain this same command verifies), plus the files given with --policy (or, without
+ * any, the default policy). A record is re-appraised under the policy whose digest it recorded, so records
+ * of different node pools, and from before and after a policy change, are each judged by their own.
+ */
+async function knownPolicies(s: RecordSource, files: string[] | undefined, now: Date): Promise<Map<string, KnownPolicy>> {
+  const known = new Map<string, KnownPolicy>();
+  for await (const { jws } of logEntries(s, 'policy')) {
+    const rec = decodeRecordJws(jws);
+    const digest = rec.body?.newDigest;
+    if (rec.kind !== 'policy-change' || typeof digest !== 'string' || known.has(digest) || rec.body.policy === undefined) continue;
+    let policy: Policy;
+    try {
+      // Checked as of when it came into force: a reference value may have expired since.
+      policy = loadPolicy(rec.body.policy, new Date(rec.time)).policy;
+    } catch {
+      continue; // not loadable by this version: the records under it are reported as skipped, with the digest
+    }
+    if (policyDigest(policy) === digest) known.set(digest, { policy, from: `policy record ${rec.id}` });
+  }
+  for (const file of files?.length ? files : [undefined]) {
+    const policy = readPolicy(file, now);
+    known.set(policyDigest(policy), { policy, from: file ?? 'the default policy' });
+  }
+  return known;
+}
+
 const sourceFlags = (c: Command): Command =>
   c
     .option('--url <url>', 'a running verifier (auditor credentials in --token or JOINGUARD_TOKEN)')
@@ -207,9 +241,9 @@ export function registerAudit(program: Command): void {
   trustFlags(
     sourceFlags(audit.command('verify').description('re-check every log: signatures, sequence and hash links; --reappraise re-runs stored evidence'))
       .option('--reappraise', 're-run the verification of every stored appraisal and compare verdicts')
-      .option('--policy <file>', 'policy for --reappraise (the default policy when absent; its digest must match the record)'),
+      .option('--policy <file...>', 'policies for --reappraise besides those in the policy log (the default policy when absent); each record is judged by the policy whose digest it recorded'),
   )
-    .action((o: SourceOptions & TrustOpts & { reappraise?: boolean; policy?: string }) =>
+    .action((o: SourceOptions & TrustOpts & { reappraise?: boolean; policy?: string[] }) =>
       runCommand(o, async () => {
         const report = await withSource(o, async (s) => {
           const keys = await s.keys();
@@ -219,10 +253,9 @@ export function registerAudit(program: Command): void {
             const id = await brokenRecordId(s, c);
             chains.push(id === undefined ? c : { ...c, firstBadId: id });
           }
-          const reappraisals: Array<{ id: string; node?: string; recorded?: string; now: string; same: boolean; code?: string; reason?: string }> = [];
+          const reappraisals: Array<{ id: string; node?: string; recorded?: string; now: string; same: boolean; policy?: string; policyFrom?: string; code?: string; reason?: string }> = [];
           if (o.reappraise) {
-            const policy = readPolicy(o.policy, new Date());
-            const digest = policyDigest(policy);
+            const policies = await knownPolicies(s, o.policy, new Date());
             const trust = trustFrom(o);
             for await (const { jws } of logEntries(s, 'appraisals')) {
               const rec = decodeRecordJws(jws);
@@ -234,11 +267,18 @@ export function registerAudit(program: Command): void {
                 reappraisals.push({ ...who, now: 'missing', same: false, reason: 'the record holds no evidence' });
                 continue;
               }
-              if (recordedPolicy?.digest !== digest) {
-                reappraisals.push({ ...who, ...recorded, now: 'skipped', same: false, reason: `recorded under policy digest ${recordedPolicy?.digest}, not ${digest}` });
+              const known = typeof recordedPolicy?.digest === 'string' ? policies.get(recordedPolicy.digest) : undefined;
+              if (!known) {
+                reappraisals.push({
+                  ...who,
+                  ...recorded,
+                  now: 'skipped',
+                  same: false,
+                  reason: `recorded under policy digest ${recordedPolicy?.digest}, which is neither in the policy log nor given with --policy`,
+                });
                 continue;
               }
-              const out = await appraise(evidence, { now: new Date(rec.time), policy, trust });
+              const out = await appraise(evidence, { now: new Date(rec.time), policy: known.policy, trust });
               const same = out.appraisal.verdict === rec.verdict;
               // A verdict that differs names the first check that failed now (e.g. a VCEK no longer found).
               const failed = same ? undefined : out.appraisal.checks.find((c) => c.outcome === 'fail');
@@ -247,6 +287,8 @@ export function registerAudit(program: Command): void {
                 ...recorded,
                 now: out.appraisal.verdict,
                 same,
+                policy: recordedPolicy!.digest!,
+                policyFrom: known.from,
                 ...(failed ? { ...(failed.code ? { code: failed.code } : {}), reason: `${failed.name}${failed.code ? ` [${failed.code}]` : ''}: ${failed.message ?? 'failed'}` } : {}),
               });
             }
