@@ -6,7 +6,7 @@
 // Usage: npx tsx bench/verifier-ab.ts ROOT_A ROOT_B [appraisals]
 //   ROOT_*: a built checkout (e.g. `git worktree add /tmp/base main~3 && cp -a node_modules /tmp/base/ &&
 //   (cd /tmp/base && npm run build)`); the same root twice with AB_NODE_ARGS="|--max-semi-space-size=64"
-//   compares node flags instead (A's and B's flags separated by |).
+//   compares node flags instead (A's and B's flags separated by |), and AB_ENV="NAME=v|NAME=v" environments.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -22,6 +22,8 @@ if (roots.length !== 2) {
 }
 const n = Number(process.argv[4] ?? 4000);
 const nodeArgs = (process.env.AB_NODE_ARGS ?? '').split('|').map((s) => s.split(' ').filter(Boolean));
+// AB_ENV="NAME=value ...|NAME=value ...": environment variables for A and for B.
+const envs = (process.env.AB_ENV ?? '').split('|').map((s) => Object.fromEntries(s.split(' ').filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)])));
 spawnSync('taskset', ['-cp', '1', String(process.pid)]);
 const ticks = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
 const cpu = (pid: number) => { const f = readFileSync(`/proc/${pid}/stat`, 'utf8'); const x = f.slice(f.lastIndexOf(')') + 2).split(' '); return (Number(x[11]) + Number(x[12])) / ticks; };
@@ -39,7 +41,7 @@ for (const [i, root] of roots.entries()) {
   writeFileSync(join(dir, 'policy.yaml'), YAML.stringify(sim.goodPolicy()));
   const port = await freePort();
   writeFileSync(join(dir, 'v.yaml'), YAML.stringify({ listen: { host: '127.0.0.1', port }, dataDir: join(dir, 'data'), policy: { file: join(dir, 'policy.yaml') }, trust: { snpTestRoots: [trust.snpRootsPem] }, rateLimit: { attestPerMinute: 10_000_000 }, logLevel: 'warn' }));
-  const child = spawn('taskset', ['-c', '0', process.execPath, ...(nodeArgs[i] ?? []), join(root!, 'services/cli/bin/joinguard.js'), 'serve', '--config', join(dir, 'v.yaml')], { stdio: ['ignore', 'inherit', 'inherit'], env: { ...process.env, NODE_OPTIONS: '' } });
+  const child = spawn('taskset', ['-c', '0', process.execPath, ...(nodeArgs[i] ?? []), join(root!, 'services/cli/bin/joinguard.js'), 'serve', '--config', join(dir, 'v.yaml')], { stdio: ['ignore', 'inherit', 'inherit'], env: { ...process.env, NODE_OPTIONS: '', ...envs[i] } });
   for (let k = 0; ; k++) { try { if ((await call(port, 'GET', '/healthz')).status === 200) break; } catch { if (k > 100) throw new Error('no start'); await new Promise((r) => setTimeout(r, 100)); } }
   servers.push({ port, child, bodies: [], root: root! });
 }
@@ -55,6 +57,6 @@ await Promise.all(servers.flatMap((s) => Array.from({ length: 16 }, async () => 
 const wall = (performance.now() - t0) / 1000;
 const c1 = servers.map((s) => cpu(s.child.pid!));
 const ms = servers.map((_, i) => ((c1[i]! - c0[i]!) * 1000) / n);
-console.log(`wall ${wall.toFixed(1)} s, ${bad} non-200; CPU per appraisal: ${servers.map((s, i) => `${s.root}${nodeArgs[i]?.length ? ' ' + nodeArgs[i]!.join(' ') : ''} ${ms[i]!.toFixed(3)} ms`).join(' | ')}; ratio ${(ms[1]! / ms[0]!).toFixed(3)}`);
+console.log(`wall ${wall.toFixed(1)} s, ${bad} non-200; CPU per appraisal: ${servers.map((s, i) => `${s.root}${nodeArgs[i]?.length ? ' ' + nodeArgs[i]!.join(' ') : ''}${Object.keys(envs[i] ?? {}).length ? ' ' + JSON.stringify(envs[i]) : ''} ${ms[i]!.toFixed(3)} ms`).join(' | ')}; ratio ${(ms[1]! / ms[0]!).toFixed(3)}`);
 for (const s of servers) s.child.kill('SIGTERM');
 await sim.close(); agent.destroy();
