@@ -8,7 +8,20 @@ export { signResult, verifyResult, jwkThumbprint, RESULT_JWT_TYPE, RESULT_ALGORI
 export { compactSign, jwkThumbprintSync } from './jws.js';
 export type { JwsAlgorithm } from './jws.js';
 export type { ResultAlgorithm, SigningKeyInput, VerifyResultOptions } from './result.js';
-export { generateSigningKey, signingKeyFromJwk, emptyKeyRing, rotateKey, activeKey, publishedJwks, allKeys } from './jwks.js';
+export {
+  generateSigningKey,
+  signingKeyFromJwk,
+  emptyKeyRing,
+  rotateKey,
+  activeKey,
+  publishedJwks,
+  allKeys,
+  canonicalRing,
+  mergeKeyRings,
+  extendPublication,
+  noteResultLifetime,
+  publicationLifetimeSec,
+} from './jwks.js';
 export type { SigningKey, PublishedKey, KeyRing } from './jwks.js';
 export { TEES, PURPOSES, VERDICTS, CHECK_OUTCOMES, RECORD_KINDS, POLICY_SOURCES } from './types.js';
 export type {

@@ -9,13 +9,17 @@ import { inputError, JoinguardError } from '@joinguard/core';
 import {
   activeKey,
   allKeys,
+  canonicalRing,
   emptyKeyRing,
+  extendPublication,
   generateSigningKey,
+  mergeKeyRings,
+  noteResultLifetime,
+  publicationLifetimeSec,
   publishedJwks,
   rotateKey,
   signingKeyFromJwk,
   type KeyRing,
-  type PublishedKey,
   type ResultAlgorithm,
   type SigningKey,
 } from '@joinguard/protocol';
@@ -74,85 +78,6 @@ export function loadOrCreateSecret(path: string, what: string): Uint8Array {
   const text = readFileSync(path, 'utf8').trim();
   if (!/^[0-9a-fA-F]{64,}$/.test(text)) throw inputError('SECRET_FILE_INVALID', `${what} ${path} must hold at least 32 bytes as hex`, { path });
   return new Uint8Array(Buffer.from(text, 'hex'));
-}
-
-/*
- * Key-ring algebra used by SigningKeys. Every function returns a new ring in the canonical field order of
- * `canonicalRing`, so two processes' views compare by their JSON text.
- */
-
-const laterIso = (a: string | undefined, b: string | undefined): string | undefined =>
-  a === undefined ? b : b === undefined ? a : Date.parse(a) >= Date.parse(b) ? a : b;
-const earlierIso = (a: string | undefined, b: string | undefined): string | undefined =>
-  a === undefined ? b : b === undefined ? a : Date.parse(a) <= Date.parse(b) ? a : b;
-
-/** How long a retired key stays published after its retirement (or its last result): the longer of the configured and its recorded result lifetime. */
-function publicationLifetimeSec(k: PublishedKey, resultTtlSec: number): number {
-  return Math.max(resultTtlSec, k.resultTtlSec ?? 0);
-}
-
-function canonicalKey(k: PublishedKey): PublishedKey {
-  const out: PublishedKey = { jwk: { ...k.jwk }, activatedAt: k.activatedAt };
-  if (k.retiredAt !== undefined) out.retiredAt = k.retiredAt;
-  if (k.publishUntil !== undefined) out.publishUntil = k.publishUntil;
-  if (k.resultTtlSec !== undefined) out.resultTtlSec = k.resultTtlSec;
-  return out;
-}
-
-/** Keys oldest first (activation time, then kid), each with its fields in one order. */
-export function canonicalRing(ring: KeyRing): KeyRing {
-  return {
-    keys: ring.keys.map(canonicalKey).sort((x, y) => Date.parse(x.activatedAt) - Date.parse(y.activatedAt) || (x.jwk.kid! < y.jwk.kid! ? -1 : x.jwk.kid! > y.jwk.kid! ? 1 : 0)),
-  };
-}
-
-/**
- * The union of two views of one ring (the file as another process left it, and this process's copy): no key
- * of either is lost, a key retired in either is retired (earliest retirement, latest end of publication,
- * longest recorded result lifetime). Should the union hold several active keys (two processes rotated
- * without seeing each other), the newest stays active and the others are retired at its activation but
- * published for `resultTtlSec` from `now`, since their holders may have signed with them until now.
- */
-export function mergeKeyRings(a: KeyRing, b: KeyRing, now: Date, resultTtlSec: number): KeyRing {
-  const byKid = new Map<string, PublishedKey>();
-  for (const k of [...a.keys, ...b.keys]) {
-    const kid = k.jwk.kid!;
-    const seen = byKid.get(kid);
-    if (!seen) {
-      byKid.set(kid, canonicalKey(k));
-      continue;
-    }
-    const merged: PublishedKey = { jwk: seen.jwk, activatedAt: earlierIso(seen.activatedAt, k.activatedAt)! };
-    const retiredAt = earlierIso(seen.retiredAt, k.retiredAt);
-    const publishUntil = laterIso(seen.publishUntil, k.publishUntil);
-    if (retiredAt !== undefined) merged.retiredAt = retiredAt;
-    if (publishUntil !== undefined) merged.publishUntil = publishUntil;
-    if (seen.resultTtlSec !== undefined || k.resultTtlSec !== undefined) merged.resultTtlSec = Math.max(seen.resultTtlSec ?? 0, k.resultTtlSec ?? 0);
-    byKid.set(kid, merged);
-  }
-  const ring = canonicalRing({ keys: [...byKid.values()] });
-  const active = ring.keys.filter((k) => k.retiredAt === undefined);
-  if (active.length <= 1) return ring;
-  const winner = active[active.length - 1]!;
-  const from = Math.max(now.getTime(), Date.parse(winner.activatedAt));
-  return {
-    keys: ring.keys.map((k) => {
-      if (k.retiredAt !== undefined || k === winner) return k;
-      return canonicalKey({ ...k, retiredAt: winner.activatedAt, publishUntil: new Date(from + publicationLifetimeSec(k, resultTtlSec) * 1000).toISOString() });
-    }),
-  };
-}
-
-/** Keeps the retired key `kid` published at least until `until` (never shortens a publication). */
-export function extendPublication(ring: KeyRing, kid: string, until: Date): KeyRing {
-  return {
-    keys: ring.keys.map((k) => (k.jwk.kid === kid && k.retiredAt !== undefined ? canonicalKey({ ...k, publishUntil: laterIso(k.publishUntil, until.toISOString())! }) : k)),
-  };
-}
-
-/** Raises the recorded result lifetime of `kid` to `sec` (so that its retirement covers the longest result). */
-export function noteResultLifetime(ring: KeyRing, kid: string, sec: number): KeyRing {
-  return { keys: ring.keys.map((k) => (k.jwk.kid === kid && (k.resultTtlSec ?? 0) < sec ? canonicalKey({ ...k, resultTtlSec: sec }) : k)) };
 }
 
 /** Checks the shape of a key ring read from a file. */

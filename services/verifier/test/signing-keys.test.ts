@@ -6,7 +6,8 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it, vi } from 'vitest';
 import { signResult, verifyResult, type AttestationResultClaims, type KeyRing } from '@joinguard/protocol';
 import { loadConfig } from '../src/config.js';
-import { extendPublication, mergeKeyRings, SigningKeys, withKeyDirLock, writePrivateFile } from '../src/secrets.js';
+import { extendPublication, mergeKeyRings } from '@joinguard/protocol';
+import { SigningKeys, withKeyDirLock, writePrivateFile } from '../src/secrets.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const DAY = 86_400_000;
