@@ -1,8 +1,10 @@
 // Long fuzz run of @joinguard/protocol's hostile-input surfaces:
 //   npx tsx scripts/fuzz-protocol.ts [runs]     (default 1,000,000 inputs in total)
-// - canonicalJson on arbitrary JS values: returns a string that parses back to itself, or throws a JoinguardError
+// - canonicalJson on arbitrary JS values: returns what the canonicalize library (an independent RFC 8785
+//   implementation) writes and a string that parses back to itself, or throws a JoinguardError
 // - checkChallenge on arbitrary strings and on bit-flipped genuine nonces: always a typed refusal, never ok
 // - verifyResult on mutated genuine result JWTs: a typed refusal unless the JWT is byte-identical in meaning
+import canonicalize from 'canonicalize';
 import fc from 'fast-check';
 import { JoinguardError } from '@joinguard/core';
 import { canonicalJson, checkChallenge, generateSigningKey, issueChallenge, signResult, verifyResult } from '@joinguard/protocol';
@@ -27,6 +29,7 @@ fc.assert(
     try {
       const c = canonicalJson(v);
       if (canonicalJson(JSON.parse(c)) !== c) fail('jcs not idempotent', c);
+      if (canonicalize(v) !== c) fail('jcs differs from the canonicalize library', { ours: c, theirs: canonicalize(v) });
     } catch (e) {
       if (!(e instanceof JoinguardError)) fail('jcs foreign error', e);
     }
