@@ -1,18 +1,11 @@
+import { INTEL_TCB_STATUSES } from '@joinguard/core';
 import type { TeeKind } from './claims.js';
 
 export const POLICY_API_VERSION = 'joinguard.io/v1alpha1';
 export const POLICY_KIND = 'AppraisalPolicy';
 
 /** Intel TCB statuses (TDX/SGX TCB info and QE identity). */
-export const TDX_TCB_STATUSES = [
-  'UpToDate',
-  'SWHardeningNeeded',
-  'ConfigurationNeeded',
-  'ConfigurationAndSWHardeningNeeded',
-  'OutOfDate',
-  'OutOfDateConfigurationNeeded',
-  'Revoked',
-] as const;
+export const TDX_TCB_STATUSES = INTEL_TCB_STATUSES;
 export type TdxTcbStatus = (typeof TDX_TCB_STATUSES)[number];
 
 export const PCR_BANKS = { sha1: 20, sha256: 32, sha384: 48, sha512: 64 } as const;

@@ -1,4 +1,4 @@
-import { reject, toHex, fromHex, equalBytes } from '@joinguard/core';
+import { INTEL_TCB_STATUSES, reject, toHex, fromHex, equalBytes } from '@joinguard/core';
 import type { PckExtensions } from './pck.js';
 import type { QeReport, TdQuoteBody } from './decode.js';
 
@@ -225,15 +225,7 @@ export function checkEnclaveIdentityShape(v: unknown): EnclaveIdentity {
 }
 
 /** Intel's TCB statuses from best to worst; the status of a quote is the worst of its parts. */
-export const TCB_STATUS_ORDER = [
-  'UpToDate',
-  'SWHardeningNeeded',
-  'ConfigurationNeeded',
-  'ConfigurationAndSWHardeningNeeded',
-  'OutOfDate',
-  'OutOfDateConfigurationNeeded',
-  'Revoked',
-] as const;
+export const TCB_STATUS_ORDER = INTEL_TCB_STATUSES;
 
 export function worseStatus(a: string, b: string): string {
   const ia = TCB_STATUS_ORDER.indexOf(a as (typeof TCB_STATUS_ORDER)[number]);
