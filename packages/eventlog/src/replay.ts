@@ -32,6 +32,34 @@ export interface BankTrace {
   history: Map<number, { event: TcgEvent; after: Buffer }[]>;
 }
 
+function checkPcrIndex(log: EventLog, ev: TcgEvent): void {
+  if (log.kind === 'tpm' && ev.pcrIndex > MAX_PCR) {
+    throw reject('EVENTLOG_BAD_PCR_INDEX', `event ${ev.index} extends PCR ${ev.pcrIndex}; a PC Client TPM has PCRs 0..${MAX_PCR}`, { event: ev.index, pcrIndex: ev.pcrIndex });
+  }
+}
+
+/** The banks of `log` this runtime can replay (those whose hash it has). */
+export function replayableBanks(log: EventLog): string[] {
+  return log.banks.filter((b) => {
+    const h = bankAlg.get(b);
+    return h !== undefined && nodeHashes.has(h.node);
+  });
+}
+
+/**
+ * The PCRs the log's events extend (EV_NO_ACTION aside), ascending: the PCRs a replay of any of its banks
+ * gives values for, found without hashing anything.
+ */
+export function extendedPcrs(log: EventLog): number[] {
+  const pcrs = new Set<number>();
+  for (const ev of log.events) {
+    if (!extendable(ev)) continue;
+    checkPcrIndex(log, ev);
+    pcrs.add(ev.pcrIndex);
+  }
+  return [...pcrs].sort((a, b) => a - b);
+}
+
 function replayBank(log: EventLog, bank: string, keepHistory: boolean): BankTrace | undefined {
   const h = bankAlg.get(bank);
   if (!h || !nodeHashes.has(h.node)) return undefined;
@@ -39,9 +67,7 @@ function replayBank(log: EventLog, bank: string, keepHistory: boolean): BankTrac
   const history = new Map<number, { event: TcgEvent; after: Buffer }[]>();
   for (const ev of log.events) {
     if (!extendable(ev)) continue;
-    if (log.kind === 'tpm' && ev.pcrIndex > MAX_PCR) {
-      throw reject('EVENTLOG_BAD_PCR_INDEX', `event ${ev.index} extends PCR ${ev.pcrIndex}; a PC Client TPM has PCRs 0..${MAX_PCR}`, { event: ev.index, pcrIndex: ev.pcrIndex });
-    }
+    checkPcrIndex(log, ev);
     const d = ev.digests.find((x) => x.alg === h.id);
     if (!d) {
       throw reject('EVENTLOG_DIGEST_MISSING', `event ${ev.index} (PCR ${ev.pcrIndex}, ${ev.typeName}) has no ${bank} digest, so the ${bank} bank cannot be replayed`, { event: ev.index, bank });

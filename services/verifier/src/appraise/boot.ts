@@ -1,5 +1,5 @@
 import { reject } from '@joinguard/core';
-import { comparePcrs, eventDigestHex, EventType, Guid, replayPcrs, type EventLog, type PcrBanks, type TcgEvent } from '@joinguard/eventlog';
+import { comparePcrs, eventDigestHex, EventType, extendedPcrs, Guid, replayableBanks, type EventLog, type PcrBanks, type TcgEvent } from '@joinguard/eventlog';
 import type { BootClaims, EfiSignatureListClaims, UnverifiedEventClaims } from '@joinguard/policy';
 import { mismatch } from './checks.js';
 
@@ -12,16 +12,16 @@ const DATABASES = { PK: 'pk', KEK: 'kek', db: 'db', dbx: 'dbx' } as const;
  * and event. Returns the banks compared.
  */
 export function checkReplay(log: EventLog, quoted: PcrBanks): { compared: number; banks: string[] } {
-  const replayed = replayPcrs(log);
+  // Each quoted bank is replayed once, by comparePcrs, over the PCRs the log extends.
+  const extended = extendedPcrs(log);
+  const replayable = new Set(replayableBanks(log));
   const subset: PcrBanks = {};
   const banks: string[] = [];
   for (const [bank, values] of Object.entries(quoted)) {
-    const touched = replayed[bank];
-    if (!touched) continue;
+    if (!replayable.has(bank)) continue;
     banks.push(bank);
     const sub: Record<number, string> = {};
-    for (const k of Object.keys(touched)) {
-      const pcr = Number(k);
+    for (const pcr of extended) {
       const q = values[pcr];
       if (q === undefined) {
         throw reject('APPRAISE_EVENTLOG_PCR_NOT_QUOTED', `the event log extends ${bank} PCR ${pcr} but the quote does not cover it, so its events cannot be verified`, { bank, pcr });
