@@ -117,6 +117,15 @@ export function formatGuid(b: Uint8Array): string {
   return `${x(3)}${x(2)}${x(1)}${x(0)}-${x(5)}${x(4)}-${x(7)}${x(6)}-${x(8)}${x(9)}-${x(10)}${x(11)}${x(12)}${x(13)}${x(14)}${x(15)}`;
 }
 
+/**
+ * UTF-16LE text from firmware. Unpaired surrogates are not Unicode text (they could not go into a JSON record or
+ * be compared as text): each becomes U+FFFD. The event's digest still covers the bytes as they were.
+ */
+function utf16le(b: Uint8Array): string {
+  const s = Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('utf16le');
+  return (s as unknown as { toWellFormed(): string }).toWellFormed();
+}
+
 function utf16(b: Uint8Array): string {
   let end = b.length - (b.length % 2);
   for (let i = 0; i + 1 < end; i += 2) {
@@ -125,7 +134,7 @@ function utf16(b: Uint8Array): string {
       break;
     }
   }
-  return Buffer.from(b.buffer, b.byteOffset, end).toString('utf16le');
+  return utf16le(b.subarray(0, end));
 }
 
 function ascii(b: Uint8Array): string {
@@ -272,7 +281,7 @@ function decodeVariable(ev: TcgEvent): { decoded: DecodedEvent; digestVerified: 
   if (nameLen > BigInt(r.remaining) || dataLen > BigInt(r.remaining)) {
     throw reject('EVENTLOG_BAD_EVENT_DATA', `UEFI_VARIABLE_DATA declares name ${nameLen} chars and data ${dataLen} bytes, more than the ${r.remaining} bytes present`, { nameLen: String(nameLen), dataLen: String(dataLen) });
   }
-  const unicodeName = Buffer.from(r.bytes(Number(nameLen) * 2, 'UnicodeName')).toString('utf16le');
+  const unicodeName = utf16le(r.bytes(Number(nameLen) * 2, 'UnicodeName'));
   const variableData = r.bytes(Number(dataLen), 'VariableData');
   // PFP: the digest is over the whole UEFI_VARIABLE_DATA, which binds the GUID and name to the data. EDK2
   // measures EV_EFI_VARIABLE_BOOT over VariableData alone (a known deviation every real log shows), so only
@@ -297,7 +306,7 @@ function decodeVariable(ev: TcgEvent): { decoded: DecodedEvent; digestVerified: 
       const fpLen = br.u16le('FilePathListLength');
       let descEnd = br.offset;
       while (descEnd + 1 < variableData.length && !(variableData[descEnd] === 0 && variableData[descEnd + 1] === 0)) descEnd += 2;
-      const description = Buffer.from(variableData.subarray(br.offset, descEnd)).toString('utf16le');
+      const description = utf16le(variableData.subarray(br.offset, descEnd));
       br.offset = Math.min(descEnd + 2, variableData.length);
       const devicePath = decodeDevicePath(br.bytes(fpLen, 'FilePathList'));
       decoded.bootOption = { attributes, description, devicePath };

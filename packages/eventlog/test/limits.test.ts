@@ -69,6 +69,15 @@ describe('hostile logs give typed errors', () => {
     expect(codeOf(() => replayRtmrs(parseCcel(buildAgileLog([0x000c], [sep(5)]))))).toBe('EVENTLOG_BAD_MR_INDEX');
   });
 
+  it('UTF-16 text with unpaired surrogates decodes to well-formed text, U+FFFD in their place', () => {
+    // File path node "a<D800>b<DC00>" then the end node.
+    const text = Buffer.from([0x61, 0, 0x00, 0xd8, 0x62, 0, 0x00, 0xdc, 0, 0]);
+    const node = Buffer.concat([Buffer.from([4, 4, 4 + text.length, 0]), text, Buffer.from([0x7f, 0xff, 4, 0])]);
+    const path = decodeDevicePath(node);
+    expect(path).toBe('a\ufffdb\ufffd');
+    expect((path as unknown as { isWellFormed(): boolean }).isWellFormed()).toBe(true);
+  });
+
   it('a device path node of length 0 cannot loop', () => {
     expect(codeOf(() => decodeDevicePath(new Uint8Array([4, 4, 0, 0, 0x41, 0])))).toBe('EVENTLOG_BAD_DEVICE_PATH');
     const u64 = (v: number): Buffer => {
