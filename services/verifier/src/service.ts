@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import type { JSONWebKeySet, JWK } from 'jose';
 import { JoinguardError, inputError, reject } from '@joinguard/core';
 import {
+  assertJsonValue,
   checkChallenge,
   issueChallenge,
   jwkThumbprint,
@@ -171,6 +172,14 @@ export class Verifier {
   async attest(evidence: Evidence): Promise<AttestResponse> {
     const started = process.hrtime.bigint();
     const now = this.now();
+    // Whatever the verdict, the evidence goes into a record, which only well-formed JSON can (JSON escapes can
+    // spell lone UTF-16 surrogates in free-form fields such as providerId): refused before the nonce is used.
+    try {
+      assertJsonValue(evidence, '$');
+    } catch (e) {
+      const path = (e as JoinguardError).details?.path;
+      throw inputError('REQUEST_INVALID', `the evidence cannot be recorded: ${(e as Error).message}`, { path });
+    }
     let expiresAt: Date;
     if (this.d.testHooks?.challengeOverride?.(evidence.nonce) === true) {
       expiresAt = new Date(now.getTime() + this.d.challengeTtlSec * 1000);

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createSimCvm } from '@joinguard/simcvm';
 import { challenge, fetcher, records, simHarness, type Fetch, type SimHarness } from './support/sim-verifier.js';
 
 // Request bodies are taken exactly as sent: the edge validates them without type coercion, so what the verifier
@@ -39,5 +40,38 @@ describe('POST /v1/attest bodies are not coerced', () => {
     const r = await f('/v1/records?limit=1&kind=appraisal', { headers: { authorization: 'Bearer sim-auditor-token-0123456789abcdef' } });
     expect(r.status).toBe(200);
     expect(((await r.json()) as { records: unknown[] }).records).toHaveLength(1);
+  });
+});
+
+describe('POST /v1/attest bodies must be recordable', () => {
+  it('refuses a string that is not well-formed Unicode (a lone surrogate from a JSON escape) as bad input, before using the nonce', async () => {
+    const { nonce } = await challenge(f);
+    const evidence = (await h.sim.evidence({ nonce, runtimeData: { nodeName: node, purpose: 'join' } })) as unknown as { runtimeData: Record<string, unknown> };
+    const text = JSON.stringify({ ...evidence, runtimeData: { ...evidence.runtimeData, providerId: 'PROVIDER' } }).replace('"PROVIDER"', '"azure:///x\\ud800"');
+    const before = (await records(f, `kind=appraisal&node=${node}`)).length;
+    const r = await f('/v1/attest', { method: 'POST', headers: { 'content-type': 'application/json' }, body: text });
+    expect(r.status).toBe(400);
+    expect(((await r.json()) as { code?: string }).code).toBe('REQUEST_INVALID');
+    expect((await records(f, `kind=appraisal&node=${node}`)).length).toBe(before);
+    // The nonce is still unused.
+    const ok = await f('/v1/attest', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(evidence) });
+    expect(ok.status).toBe(200);
+  });
+
+  it('records an appraisal whose event log holds UTF-16 text with a lone surrogate, with U+FFFD in its place', async () => {
+    // The same PKI, so the report verifies; the boot's shim path ends in an unpaired high surrogate.
+    const odd = await createSimCvm({ tee: 'snp', nodeName: node, vtpm: 'software', pkiFrom: h.sim, boot: { bootApps: [{ ...h.sim.boot.bootApps[0]!, path: '\\EFI\\x\ud800.efi' }, ...h.sim.boot.bootApps.slice(1)] } });
+    try {
+      const { nonce } = await challenge(f);
+      const evidence = await odd.evidence({ nonce, runtimeData: { nodeName: node, purpose: 'join' } });
+      const r = await f('/v1/attest', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(evidence) });
+      const body = (await r.json()) as { recordId?: string; appraisal?: { verdict: string } };
+      expect(r.status, JSON.stringify(body).slice(0, 300)).toBe(200);
+      const stored = (await records(f, `kind=appraisal&node=${node}`)).find((x) => x.record.id === body.recordId)!;
+      const apps = (stored.record.body as { claims: { boot: { bootApps: Array<{ path?: string }> } } }).claims.boot.bootApps;
+      expect(apps[0]!.path).toContain('x\ufffd.efi');
+    } finally {
+      await odd.close();
+    }
   });
 });

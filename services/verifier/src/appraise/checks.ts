@@ -4,13 +4,19 @@ import type { Check, JsonValue } from '@joinguard/protocol';
 /** Longest message a Check may carry (protocol checkSchema). */
 const MAX_MESSAGE = 2048;
 
+/** Lone UTF-16 surrogates (from hostile certificates, logs or requests) as U+FFFD: checks go into JSON records. */
+function wellFormed(s: string): string {
+  return (s as unknown as { toWellFormed(): string }).toWellFormed();
+}
+
 export function clampMessage(s: string): string {
-  return s.length > MAX_MESSAGE ? `${s.slice(0, MAX_MESSAGE - 1)}…` : s;
+  return wellFormed(s.length > MAX_MESSAGE ? `${s.slice(0, MAX_MESSAGE - 1)}…` : s);
 }
 
 /**
  * A value as JSON, as JSON.parse(JSON.stringify(v)) would give it (undefined members and functions dropped,
- * non-finite numbers as null), with bytes as hex and bigints as strings; undefined when it cannot be one
+ * non-finite numbers as null), with bytes as hex, bigints as strings and lone surrogates in strings and
+ * names as U+FFFD (what a record can hold); undefined when it cannot be one
  * (a cycle, or nesting deeper than 64). Converted directly: a policy evaluation yields dozens of these.
  */
 export function asJson(v: unknown): JsonValue | undefined {
@@ -24,6 +30,7 @@ const FAIL = Symbol('fail');
 function toJson(v: unknown, depth: number, open: Set<object>): JsonValue | typeof SKIP | typeof FAIL {
   switch (typeof v) {
     case 'string':
+      return wellFormed(v);
     case 'boolean':
       return v;
     case 'number':
@@ -55,7 +62,7 @@ function toJson(v: unknown, depth: number, open: Set<object>): JsonValue | typeo
     for (const k of Object.keys(v as object)) {
       const j = toJson((v as Record<string, unknown>)[k], depth + 1, open);
       if (j === FAIL) return FAIL;
-      if (j !== SKIP) o[k] = j;
+      if (j !== SKIP) o[wellFormed(k)] = j;
     }
     return o;
   } finally {
