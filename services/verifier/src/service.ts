@@ -611,9 +611,10 @@ function isNodeName(s: string): boolean {
 
 /**
  * What an appraisal record keeps: the whole evidence (so `audit verify --reappraise` can run it again), the
- * binding digest, every check and the policy. The event log is the bulk; it stays inline so a record is
- * self-contained, and the record's signature and chain cover it (a separate evidence digest would only cost
- * another canonicalisation of the bundle per appraisal).
+ * binding digest, every check, the TCB, the verified claims and the policy. The event log is the bulk; it stays
+ * inline so a record is self-contained, and the record's signature and chain cover it. The result's
+ * `measurements` are not repeated: they are a view of the claims, and every copied node costs the verifier
+ * on each appraisal (canonicalisation, signing, the durable write).
  */
 function appraisalBody(evidence: Evidence, o: AppraisalOutcome, pool: string): { [k: string]: JsonValue } {
   // The evidence is parsed JSON that passed the schema, so it goes in as it is (the store re-checks that a
@@ -623,11 +624,11 @@ function appraisalBody(evidence: Evidence, o: AppraisalOutcome, pool: string): {
     evidence: evidenceJson,
     runtimeData: evidence.runtimeData as unknown as JsonValue,
     bindingDigest: o.bindingDigest,
-    checks: plainJson(o.appraisal.checks),
+    // Checks are plain JSON as the engine builds them (CheckRun, policyCheck): no copy.
+    checks: o.appraisal.checks as unknown as JsonValue,
     policy: o.appraisal.policy as unknown as JsonValue,
     pool,
     tcb: plainJson(o.tcb),
-    measurements: o.measurements,
     ...(o.claims ? { claims: plainJson(o.claims) } : {}),
   };
 }
