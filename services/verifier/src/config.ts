@@ -32,6 +32,8 @@ export interface VerifierConfig {
     file?: string;
     /** node pools, tried in order: the first whose `nodes` matches the node name gives the policy */
     pools?: PolicyPoolConfig[];
+    /** how often to adopt policy changes made at other replicas, from the shared policy log (0: only at start; default 10) */
+    syncSeconds?: number;
   };
   trust: {
     /** Extra SNP ARK certificates (PEM) to trust besides AMD's: the simulated hardware's test root. */
@@ -91,6 +93,7 @@ const schema = {
       additionalProperties: false,
       properties: {
         file: { type: 'string' },
+        syncSeconds: { type: 'integer', minimum: 0, maximum: 3600 },
         pools: {
           type: 'array',
           maxItems: MAX_POOLS,
@@ -261,6 +264,7 @@ function resolveConfig(c: Partial2<VerifierConfig>, base: string): VerifierConfi
     policy: {
       ...(c.policy?.file ? { file: p(c.policy.file) } : {}),
       ...(c.policy?.pools ? { pools: c.policy.pools.map((x) => ({ name: x.name, file: p(x.file), nodes: x.nodes })) } : {}),
+      ...(c.policy?.syncSeconds !== undefined ? { syncSeconds: c.policy.syncSeconds } : {}),
     },
     trust: {
       snpTestRoots: (c.trust?.snpTestRoots ?? []).map(p),

@@ -161,8 +161,9 @@ export async function startVerifier(config: VerifierConfig, opts: { testHooks?: 
       now,
       ...(opts.testHooks ? { testHooks: opts.testHooks } : {}),
     });
-    // The audit trail says which policy was in force from when: a record for each pool whose policy differs
-    // from the last one recorded for it.
+    // Policy changes made at other replicas while this one was away come first; then the audit trail says which
+    // policy was in force from when: a record for each pool whose policy differs from the last one recorded.
+    await verifier.syncPolicies();
     await verifier.recordPoliciesInForce();
     const app = await buildServer({
       verifier,
@@ -181,6 +182,17 @@ export async function startVerifier(config: VerifierConfig, opts: { testHooks?: 
     if (opts.listen !== false) {
       url = await app.listen({ host: config.listen.host, port: config.listen.port });
     }
+    // Changes made at other replicas while running (unref'd: it never keeps the process alive).
+    const syncMs = (config.policy.syncSeconds ?? 10) * 1000;
+    const policySync =
+      syncMs > 0
+        ? setInterval(() => {
+            verifier
+              .syncPolicies()
+              .then((pools) => pools.length > 0 && logger.info({ pools }, 'policy changed at another replica adopted'))
+              .catch((e: unknown) => logger.warn({ err: e }, 'following the policy log failed'));
+          }, syncMs).unref()
+        : undefined;
     return {
       app,
       verifier,
@@ -189,6 +201,7 @@ export async function startVerifier(config: VerifierConfig, opts: { testHooks?: 
       metrics,
       url,
       close: async () => {
+        clearInterval(policySync);
         await keys.stopMaintenance();
         await app.close();
         await store.close();

@@ -11,6 +11,7 @@ import {
   signResult,
   verifyResult,
   type AttestResponse,
+  type AuditRecord,
   type AttestationResultClaims,
   type ChallengeResponse,
   type Evidence,
@@ -132,6 +133,8 @@ export class Verifier {
   private pools: PolicyPool[];
   /** policy changes run one at a time, so each record names the digest it replaced */
   private policyQueue: Promise<unknown> = Promise.resolve();
+  /** the last seq of the policy log that syncPolicies has read */
+  private policyLogSeq = 0;
 
   constructor(private readonly d: VerifierDeps) {
     if (d.pools.length === 0 || d.pools.at(-1)!.nodes !== undefined) throw new JoinguardError('INTERNAL', 'the last policy pool must be the default pool', {}, { kind: 'internal' });
@@ -403,6 +406,71 @@ export class Verifier {
   }
 
   /**
+   * Follows the policy log, which replicas share through the store: the newest admin change of a pool (a PUT or
+   * a reference-value edit at any replica) comes into force here too, if it was made against the configured
+   * policy this replica has (its `configDigest`); a configuration changed since wins, as at start. Start records
+   * only say what a replica had. Run at start, before the start records, and on a timer. Returns the pools whose
+   * policy changed.
+   */
+  async syncPolicies(): Promise<string[]> {
+    return this.serialize(async () => {
+      const newest = new Map<string, AuditRecord>();
+      let top = this.policyLogSeq;
+      let cursor: string | undefined;
+      do {
+        const page = await this.d.store.query({ log: LOGS.policy, kind: 'policy-change', limit: 1000, ...(cursor ? { cursor } : {}) });
+        for (const { record } of page.records) {
+          if (record.seq <= this.policyLogSeq) continue;
+          top = Math.max(top, record.seq);
+          const b = record.body as { pool?: unknown; via?: unknown };
+          if (typeof b.pool !== 'string' || b.via === 'start') continue;
+          if ((newest.get(b.pool)?.seq ?? 0) < record.seq) newest.set(b.pool, record);
+        }
+        cursor = page.nextCursor;
+      } while (cursor);
+      this.policyLogSeq = top;
+      const changed: string[] = [];
+      for (const [name, record] of newest) {
+        const p = this.pools.find((x) => x.name === name);
+        const b = record.body as { newDigest?: unknown; configDigest?: unknown; policy?: unknown; by?: unknown };
+        if (!p || b.newDigest === p.ref.digest || b.configDigest !== p.configDigest || typeof b.newDigest !== 'string') continue;
+        let policy: Policy;
+        try {
+          policy = loadPolicy(b.policy, new Date(record.time)).policy;
+        } catch {
+          continue; // a document this verifier cannot use: it keeps its policy (the record stays for audit)
+        }
+        if (policyDigest(policy) !== b.newDigest) continue;
+        this.pools = this.pools.map((x) => (x === p ? this.adopted(p, policy, b.newDigest as string, record.time, typeof b.by === 'string' ? b.by : 'another replica') : x));
+        changed.push(name);
+      }
+      return changed;
+    });
+  }
+
+  /** `p` with `policy` in force, as another replica's change set it, kept in the data folder like a local one. */
+  private adopted(p: PolicyPool, policy: Policy, digest: string, at: string, by: string): PolicyPool {
+    const backToConfig = digest === p.configDigest;
+    const next: PolicyPool = { ...p, policy, ref: { id: policy.name, digest }, source: backToConfig ? p.configSource : 'api' };
+    delete next.updatedAt;
+    delete next.updatedBy;
+    if (!backToConfig) {
+      next.updatedAt = at;
+      next.updatedBy = by;
+    }
+    const path = this.d.policyDir ? policyStatePath(this.d.policyDir, p.name) : undefined;
+    if (path) {
+      if (backToConfig) {
+        if (existsSync(path)) unlinkSync(path);
+      } else {
+        const state: PersistedPolicy = { v: 1, pool: p.name, digest, configDigest: p.configDigest, updatedAt: at, updatedBy: by, policy };
+        writePrivateFile(path, JSON.stringify(state, null, 2) + '\n');
+      }
+    }
+    return next;
+  }
+
+  /**
    * At start: for each pool whose policy in force differs from the last policy-change record of that pool,
    * appends one, so the audit trail shows which policy was in force from when. Returns the records appended.
    */
@@ -516,6 +584,9 @@ export class Verifier {
         ...(oldDigest && old !== next ? { oldPolicyId: old.ref.id } : {}),
         newDigest: next.ref.digest,
         policyId: next.ref.id,
+        // The configured policy the change was made against: a replica adopts the change only while its own
+        // configuration is that one (a configuration changed since wins, as it does at this replica's start).
+        configDigest: next.configDigest,
         policy: plainJson(next.policy),
       },
     });

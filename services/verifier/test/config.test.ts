@@ -53,6 +53,16 @@ describe('verifier configuration', () => {
     expect(e.message).toContain('bogus');
   });
 
+  it('takes policy.syncSeconds from 0 (only at start) to 3600, and refuses anything else', () => {
+    expect(loadConfig({ file: cfgFile('policy: { syncSeconds: 0 }\n'), env: {} }).policy.syncSeconds).toBe(0);
+    expect(loadConfig({ file: cfgFile('policy: { syncSeconds: 30 }\n'), env: {} }).policy.syncSeconds).toBe(30);
+    expect(loadConfig({ file: cfgFile('{}\n'), env: {} }).policy.syncSeconds).toBeUndefined();
+    for (const bad of ['-1', '1.5', '3601', '"10"']) {
+      const e = thrown(() => loadConfig({ file: cfgFile(`policy: { syncSeconds: ${bad} }\n`), env: {} }));
+      expect(e.message, bad).toContain('/policy/syncSeconds');
+    }
+  });
+
   it('refuses a bad port from the environment and unreadable or malformed files', () => {
     expect(thrown(() => loadConfig({ env: { JOINGUARD_LISTEN_PORT: 'eighty' } })).code).toBe('CONFIG_INVALID');
     expect(thrown(() => loadConfig({ file: '/nonexistent/verifier.yaml', env: {} })).code).toBe('CONFIG_UNREADABLE');

@@ -6,8 +6,10 @@ import { compactDecrypt } from 'jose';
 import type { JSONWebKeySet } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { repoRoot } from '@joinguard/core/testing';
-import { generateSigningKey, verifyResult, type AttestResponse, type Evidence, type RuntimeData, type SignedRecord, type TeeKeyJwk } from '@joinguard/protocol';
+import { generateSigningKey, verifyResult, type AttestResponse, type Evidence, type PolicyListResponse, type RuntimeData, type SignedRecord, type TeeKeyJwk } from '@joinguard/protocol';
 import { openJetStreamStore, type RecordStore } from '@joinguard/store';
+import { policyDigest, type Policy } from '@joinguard/policy';
+import YAML from 'yaml';
 import { startNatsServer, type NatsServer } from '../../../packages/store/test/nats.js';
 import type { VerifierConfig } from '../src/config.js';
 import { deriveDiskKey } from '../src/keybroker.js';
@@ -252,6 +254,48 @@ describe('two verifier replicas on one JetStream', () => {
       expect(j.verified).toBe(true);
       expect(Object.fromEntries(j.chains.filter((c) => c.count > 0).map((c) => [c.log, c.count]))).toEqual(counts);
     }
+  });
+});
+
+describe('policies across replicas', () => {
+  const put = (to: Fetch, pool: string, policy: unknown) =>
+    to(`/v1/policies/${pool}`, { method: 'PUT', headers: { 'content-type': 'application/json', authorization: `Bearer ${ADMIN_TOKEN}` }, body: JSON.stringify(policy) });
+  const inForce = async (f: Fetch) => (await auditorJson<PolicyListResponse>(f, '/v1/policies')).pools.find((p) => p.name === 'default')!;
+
+  it('a policy an admin sets at A comes into force at B, and at a replica started later, from the shared policy log', async () => {
+    const configured = await inForce(fb);
+    const next = { ...h.sim.goodPolicy(), name: 'set-at-replica-a' };
+    const r = await put(fa, 'default', next);
+    expect(r.status, await r.clone().text()).toBe(200);
+    const atA = await inForce(fa);
+    expect(atA.policy).toEqual({ id: 'set-at-replica-a', digest: policyDigest(next as Policy) });
+    // B follows on its timer (policy.syncSeconds); here it is asked to at once.
+    expect(await b.verifier.syncPolicies()).toEqual(['default']);
+    expect(await b.verifier.syncPolicies()).toEqual([]);
+    const atB = await inForce(fb);
+    expect(atB).toMatchObject({ policy: atA.policy, source: 'api', updatedBy: 'ops' });
+    const e = await evidenceFor(fb, { nodeName: 'replica-node-0' });
+    const appraised = await post(fb, e);
+    expect(appraised.body.appraisal.policy).toEqual(atA.policy);
+
+    // A third replica with a data folder of its own (no kept policy) takes it up at start, recording nothing new.
+    const policyRecords = async () => (await store.query({ log: 'policy', limit: 1000 })).records.length;
+    const before = await policyRecords();
+    const cData = join(h.dir, 'data-c');
+    mkdirSync(cData);
+    const c = await startVerifier({ ...h.config, dataDir: cData, store: { kind: 'jetstream', servers: [nats.url], replicas: 1, prefix: PREFIX } });
+    try {
+      expect(await inForce(fetcher(c.url))).toMatchObject({ policy: atA.policy, source: 'api' });
+      expect(await policyRecords()).toBe(before);
+    } finally {
+      await c.close();
+    }
+
+    // Back to the configured file at B: A follows too.
+    const back = await put(fb, 'default', YAML.parse(readFileSync(h.config.policy.file!, 'utf8')));
+    expect(back.status).toBe(200);
+    expect(await a.verifier.syncPolicies()).toEqual(['default']);
+    expect(await inForce(fa)).toMatchObject({ policy: configured.policy, source: 'file' });
   });
 });
 
