@@ -90,7 +90,8 @@ beforeAll(async () => {
   execFileSync(process.execPath, [join(repoRoot, 'scripts/build.mjs')], { cwd: repoRoot });
   nats = await startNatsServer();
   const jetstream = { kind: 'jetstream' as const, servers: [nats.url], replicas: 1, prefix: PREFIX };
-  h = await simHarness({ nodeName: 'replica-node-0', edit: (c) => ({ ...c, store: jetstream }) });
+  // Policy changes are followed at start only (syncSeconds 0), so the test decides when A and B look.
+  h = await simHarness({ nodeName: 'replica-node-0', edit: (c) => ({ ...c, store: jetstream, policy: { ...c.policy, syncSeconds: 0 } }) });
   a = h.v;
   // B: its own data folder, but A's challenge MAC key, signing keys and master secret, and the same stream.
   const bData = join(h.dir, 'data-b');
@@ -269,7 +270,7 @@ describe('policies across replicas', () => {
     expect(r.status, await r.clone().text()).toBe(200);
     const atA = await inForce(fa);
     expect(atA.policy).toEqual({ id: 'set-at-replica-a', digest: policyDigest(next as Policy) });
-    // B follows on its timer (policy.syncSeconds); here it is asked to at once.
+    // B would follow on its timer (policy.syncSeconds); here it is asked to.
     expect(await b.verifier.syncPolicies()).toEqual(['default']);
     expect(await b.verifier.syncPolicies()).toEqual([]);
     const atB = await inForce(fb);
@@ -291,9 +292,29 @@ describe('policies across replicas', () => {
       await c.close();
     }
 
+    // A replica following on its timer (policy.syncSeconds 1) takes up the next change by itself.
+    const dData = join(h.dir, 'data-d');
+    mkdirSync(dData);
+    const d = await startVerifier({ ...h.config, dataDir: dData, store: { kind: 'jetstream', servers: [nats.url], replicas: 1, prefix: PREFIX }, policy: { ...h.config.policy, syncSeconds: 1 } });
+    try {
+      const fd = fetcher(d.url);
+      const third = { ...h.sim.goodPolicy(), name: 'set-again-at-a' };
+      expect((await put(fa, 'default', third)).status).toBe(200);
+      const want = { id: 'set-again-at-a', digest: policyDigest(third as Policy) };
+      let seen: unknown;
+      for (let i = 0; i < 50 && JSON.stringify(seen) !== JSON.stringify(want); i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        seen = (await inForce(fd)).policy;
+      }
+      expect(seen).toEqual(want);
+    } finally {
+      await d.close();
+    }
+
     // Back to the configured file at B: A follows too.
     const back = await put(fb, 'default', YAML.parse(readFileSync(h.config.policy.file!, 'utf8')));
     expect(back.status).toBe(200);
+    expect(await b.verifier.syncPolicies()).toEqual([]);
     expect(await a.verifier.syncPolicies()).toEqual(['default']);
     expect(await inForce(fa)).toMatchObject({ policy: configured.policy, source: 'file' });
   });
