@@ -8,3 +8,4 @@ export { signRecord, openRecord, verifyRecord, recordHash, decodeRecordJws, RECO
 export type { RecordSigner, OpenedRecord } from './records.js';
 export { verifyEntries } from './chain.js';
 export type { ChainEntry } from './chain.js';
+export { allRecords } from './paging.js';

@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { inputError } from '@joinguard/core';
-import { generateSigningKey, type RecordPage, type RecordQuery, type SignedRecord } from '@joinguard/protocol';
+import { generateSigningKey } from '@joinguard/protocol';
 import { openSqliteStore, type RecordStore } from '@joinguard/store';
 
 /**
@@ -11,14 +11,4 @@ export async function openStoreFile(path: string): Promise<RecordStore> {
   if (!existsSync(path)) throw inputError('INPUT_NOT_FOUND', `store file ${path} does not exist`, { path });
   const throwaway = await generateSigningKey('ES256');
   return openSqliteStore({ path, signer: { kid: throwaway.kid, privateKey: throwaway.privateKey } });
-}
-
-/** Every record a query matches, page after page (a store's query, or a verifier's GET /v1/records). */
-export async function* allRecords(query: (q: RecordQuery) => Promise<RecordPage>, q: RecordQuery): AsyncIterable<SignedRecord> {
-  let cursor: string | undefined;
-  do {
-    const page = await query({ ...q, ...(cursor ? { cursor } : {}) });
-    yield* page.records;
-    cursor = page.nextCursor;
-  } while (cursor);
 }

@@ -3,7 +3,7 @@ export type { VerifierConfig, PolicyPoolConfig } from './config.js';
 export { startVerifier, readPolicy, loadPools, policyStateDir } from './run.js';
 export type { RunningVerifier } from './run.js';
 export { buildServer, statusFor } from './server.js';
-export { Verifier, LOGS, readPolicyState, policyStatePath } from './service.js';
+export { Verifier, LOGS, readPolicyState, policyStatePath, recordedPolicy } from './service.js';
 export type { TestHooks, VerifierDeps, PolicyPool, PersistedPolicy, Actor } from './service.js';
 export { deriveDiskKey, sealToTeeKey, checkTeeKey, loadMasterSecret, DISK_KEY_INFO_LABEL } from './keybroker.js';
 export { VerifierMetrics } from './metrics.js';

@@ -28,7 +28,7 @@ import {
   type SignedRecord,
   type TeeKeyJwk,
 } from '@joinguard/protocol';
-import type { RecordStore } from '@joinguard/store';
+import { allRecords, type RecordStore } from '@joinguard/store';
 import { loadPolicy, policyDigest, referenceEntries, validity, type Policy, type ReferenceValue } from '@joinguard/policy';
 import { asJson } from './appraise/checks.js';
 import { appraiseEvidence, type AppraisalContext, type AppraisalOutcome } from './appraise/index.js';
@@ -416,58 +416,46 @@ export class Verifier {
     return this.serialize(async () => {
       const newest = new Map<string, AuditRecord>();
       let top = this.policyLogSeq;
-      let cursor: string | undefined;
-      do {
-        const page = await this.d.store.query({ log: LOGS.policy, kind: 'policy-change', limit: 1000, ...(cursor ? { cursor } : {}) });
-        for (const { record } of page.records) {
-          if (record.seq <= this.policyLogSeq) continue;
-          top = Math.max(top, record.seq);
-          const b = record.body as { pool?: unknown; via?: unknown };
-          if (typeof b.pool !== 'string' || b.via === 'start') continue;
-          if ((newest.get(b.pool)?.seq ?? 0) < record.seq) newest.set(b.pool, record);
-        }
-        cursor = page.nextCursor;
-      } while (cursor);
+      for await (const { record } of allRecords((q) => this.d.store.query(q), { log: LOGS.policy, kind: 'policy-change', limit: 1000 })) {
+        if (record.seq <= this.policyLogSeq) continue;
+        top = Math.max(top, record.seq);
+        const b = record.body as { pool?: unknown; via?: unknown };
+        if (typeof b.pool !== 'string' || b.via === 'start') continue;
+        if ((newest.get(b.pool)?.seq ?? 0) < record.seq) newest.set(b.pool, record);
+      }
       this.policyLogSeq = top;
       const changed: string[] = [];
       for (const [name, record] of newest) {
         const p = this.pools.find((x) => x.name === name);
-        const b = record.body as { newDigest?: unknown; configDigest?: unknown; policy?: unknown; by?: unknown };
-        if (!p || b.newDigest === p.ref.digest || b.configDigest !== p.configDigest || typeof b.newDigest !== 'string') continue;
-        let policy: Policy;
-        try {
-          policy = loadPolicy(b.policy, new Date(record.time)).policy;
-        } catch {
-          continue; // a document this verifier cannot use: it keeps its policy (the record stays for audit)
-        }
-        if (policyDigest(policy) !== b.newDigest) continue;
-        this.pools = this.pools.map((x) => (x === p ? this.adopted(p, policy, b.newDigest as string, record.time, typeof b.by === 'string' ? b.by : 'another replica') : x));
+        const b = record.body as { newDigest?: unknown; configDigest?: unknown; by?: unknown };
+        if (!p || b.newDigest === p.ref.digest || b.configDigest !== p.configDigest) continue;
+        // A document this verifier cannot use leaves its policy as it is (the record stays for audit).
+        const recorded = recordedPolicy(record);
+        if (!recorded) continue;
+        const next = withPolicy(p, recorded.policy, recorded.digest, record.time, typeof b.by === 'string' ? b.by : 'another replica');
+        this.keepPolicy(next);
+        this.pools = this.pools.map((x) => (x === p ? next : x));
         changed.push(name);
       }
       return changed;
     });
   }
 
-  /** `p` with `policy` in force, as another replica's change set it, kept in the data folder like a local one. */
-  private adopted(p: PolicyPool, policy: Policy, digest: string, at: string, by: string): PolicyPool {
-    const backToConfig = digest === p.configDigest;
-    const next: PolicyPool = { ...p, policy, ref: { id: policy.name, digest }, source: backToConfig ? p.configSource : 'api' };
-    delete next.updatedAt;
-    delete next.updatedBy;
-    if (!backToConfig) {
-      next.updatedAt = at;
-      next.updatedBy = by;
+  /**
+   * Keeps `next`'s policy in the data folder when it came from the admin routes, or removes the kept copy when
+   * it is the configured one again. Returns how to take that back.
+   */
+  private keepPolicy(next: PolicyPool): (() => void) | undefined {
+    if (!this.d.policyDir) return undefined;
+    const path = policyStatePath(this.d.policyDir, next.name);
+    const before = existsSync(path) ? readFileSync(path) : undefined;
+    if (next.source !== 'api') {
+      if (before) unlinkSync(path);
+    } else {
+      const state: PersistedPolicy = { v: 1, pool: next.name, digest: next.ref.digest, configDigest: next.configDigest, updatedAt: next.updatedAt!, updatedBy: next.updatedBy!, policy: next.policy };
+      writePrivateFile(path, JSON.stringify(state, null, 2) + '\n');
     }
-    const path = this.d.policyDir ? policyStatePath(this.d.policyDir, p.name) : undefined;
-    if (path) {
-      if (backToConfig) {
-        if (existsSync(path)) unlinkSync(path);
-      } else {
-        const state: PersistedPolicy = { v: 1, pool: p.name, digest, configDigest: p.configDigest, updatedAt: at, updatedBy: by, policy };
-        writePrivateFile(path, JSON.stringify(state, null, 2) + '\n');
-      }
-    }
-    return next;
+    return () => (before ? writePrivateFile(path, before) : existsSync(path) && unlinkSync(path));
   }
 
   /**
@@ -477,15 +465,10 @@ export class Verifier {
   async recordPoliciesInForce(): Promise<SignedRecord[]> {
     return this.serialize(async () => {
       const last = new Map<string, string>();
-      let cursor: string | undefined;
-      do {
-        const page = await this.d.store.query({ log: LOGS.policy, kind: 'policy-change', limit: 1000, ...(cursor ? { cursor } : {}) });
-        for (const r of page.records) {
-          const b = r.record.body as { pool?: unknown; newDigest?: unknown };
-          if (typeof b.pool === 'string' && typeof b.newDigest === 'string') last.set(b.pool, b.newDigest);
-        }
-        cursor = page.nextCursor;
-      } while (cursor);
+      for await (const { record } of allRecords((q) => this.d.store.query(q), { log: LOGS.policy, kind: 'policy-change', limit: 1000 })) {
+        const b = record.body as { pool?: unknown; newDigest?: unknown };
+        if (typeof b.pool === 'string' && typeof b.newDigest === 'string') last.set(b.pool, b.newDigest);
+      }
       const out: SignedRecord[] = [];
       for (const p of this.pools) {
         const before = last.get(p.name);
@@ -528,29 +511,10 @@ export class Verifier {
     const previous = { ...p.ref };
     if (digest === p.ref.digest) return { pool: p.name, changed: false, policy: previous, previous, warnings: issues };
 
-    // A policy equal to the configured one is the configured one again: its kept copy goes.
-    const backToConfig = digest === p.configDigest;
-    const next: PolicyPool = { ...p, policy, ref: { id: policy.name, digest }, source: backToConfig ? p.configSource : 'api' };
-    delete next.updatedAt;
-    delete next.updatedBy;
-    if (!backToConfig) {
-      next.updatedAt = now.toISOString();
-      next.updatedBy = by.name;
-    }
+    const next = withPolicy(p, policy, digest, now.toISOString(), by.name);
     // Persist, then record, then use: no appraisal runs under a policy without its record, and a failed append
     // takes the persisted file back. (Should even that fail, the start-up check records what is in force.)
-    const path = this.d.policyDir ? policyStatePath(this.d.policyDir, p.name) : undefined;
-    let undo: (() => void) | undefined;
-    if (path) {
-      const before = existsSync(path) ? readFileSync(path) : undefined;
-      if (backToConfig) {
-        if (before) unlinkSync(path);
-      } else {
-        const state: PersistedPolicy = { v: 1, pool: p.name, digest, configDigest: p.configDigest, updatedAt: now.toISOString(), updatedBy: by.name, policy };
-        writePrivateFile(path, JSON.stringify(state, null, 2) + '\n');
-      }
-      undo = () => (before ? writePrivateFile(path, before) : existsSync(path) && unlinkSync(path));
-    }
+    const undo = this.keepPolicy(next);
     let record: SignedRecord;
     try {
       record = await this.appendPolicyRecord(p, next, p.ref.digest, by, what);
@@ -602,6 +566,38 @@ function plainJson(x: unknown): JsonValue {
   const j = asJson(x);
   if (j === undefined) throw new JoinguardError('INTERNAL', 'a value meant for a record is not JSON (a cycle, or nesting too deep)', {}, { kind: 'internal' });
   return j;
+}
+
+/**
+ * `p` with `policy` in force, set by `by` at `at`. A policy equal to the configured one is the configured one
+ * again (no kept copy, no one who set it).
+ */
+function withPolicy(p: PolicyPool, policy: Policy, digest: string, at: string, by: string): PolicyPool {
+  const backToConfig = digest === p.configDigest;
+  const next: PolicyPool = { ...p, policy, ref: { id: policy.name, digest }, source: backToConfig ? p.configSource : 'api' };
+  delete next.updatedAt;
+  delete next.updatedBy;
+  if (!backToConfig) {
+    next.updatedAt = at;
+    next.updatedBy = by;
+  }
+  return next;
+}
+
+/**
+ * The policy a `policy-change` record put in force: its document, checked as of the record's time (a reference
+ * value may have expired since), and only if it still has the digest the record names. Undefined otherwise.
+ */
+export function recordedPolicy(record: AuditRecord): { policy: Policy; digest: string } | undefined {
+  const b = record.body as { newDigest?: unknown; policy?: unknown };
+  if (record.kind !== 'policy-change' || typeof b.newDigest !== 'string' || b.policy === undefined) return undefined;
+  let policy: Policy;
+  try {
+    policy = loadPolicy(b.policy, new Date(record.time)).policy;
+  } catch {
+    return undefined;
+  }
+  return policyDigest(policy) === b.newDigest ? { policy, digest: b.newDigest } : undefined;
 }
 
 function poolInfo(p: PolicyPool, now: Date): PolicyPoolInfo {

@@ -4,11 +4,11 @@ import type { Command } from 'commander';
 import type { JSONWebKeySet } from 'jose';
 import { inputError, reject } from '@joinguard/core';
 import { allKeys, type KeyRing, type RecordPage, type RecordQuery, type SignedRecord, type Evidence } from '@joinguard/protocol';
-import { decodeRecordJws, verifyEntries, type ChainVerification, type RecordStore } from '@joinguard/store';
-import { readPolicy } from '@joinguard/verifier';
-import { loadPolicy, policyDigest, type Policy } from '@joinguard/policy';
+import { allRecords, decodeRecordJws, verifyEntries, type ChainVerification, type RecordStore } from '@joinguard/store';
+import { readPolicy, recordedPolicy } from '@joinguard/verifier';
+import { policyDigest, type Policy } from '@joinguard/policy';
 import { appraise, trustFlags, trustFrom, type TrustOpts } from '../appraise.js';
-import { allRecords, openStoreFile } from '../store-file.js';
+import { openStoreFile } from '../store-file.js';
 import { runCommand, usage } from '../output.js';
 
 interface SourceOptions {
@@ -176,16 +176,9 @@ async function knownPolicies(s: RecordSource, files: string[] | undefined, now: 
   const known = new Map<string, KnownPolicy>();
   for await (const { jws } of logEntries(s, 'policy')) {
     const rec = decodeRecordJws(jws);
-    const digest = rec.body?.newDigest;
-    if (rec.kind !== 'policy-change' || typeof digest !== 'string' || known.has(digest) || rec.body.policy === undefined) continue;
-    let policy: Policy;
-    try {
-      // Checked as of when it came into force: a reference value may have expired since.
-      policy = loadPolicy(rec.body.policy, new Date(rec.time)).policy;
-    } catch {
-      continue; // not loadable by this version: the records under it are reported as skipped, with the digest
-    }
-    if (policyDigest(policy) === digest) known.set(digest, { policy, from: `policy record ${rec.id}` });
+    // A document this version cannot load: the records under it are reported as skipped, with the digest.
+    const recorded = recordedPolicy(rec);
+    if (recorded && !known.has(recorded.digest)) known.set(recorded.digest, { policy: recorded.policy, from: `policy record ${rec.id}` });
   }
   for (const file of files?.length ? files : [undefined]) {
     const policy = readPolicy(file, now);

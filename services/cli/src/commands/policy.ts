@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { stringify as toYaml } from 'yaml';
 import { inputError, reject, type JoinguardError } from '@joinguard/core';
 import type { Check, Evidence } from '@joinguard/protocol';
+import { allRecords } from '@joinguard/store';
 import type { AppraisalTrust } from '@joinguard/verifier';
 import {
   appraisalError,
@@ -26,7 +27,7 @@ import {
 } from '@joinguard/policy';
 import { firstEvidenceFailure, looksLikeEvidence, MAX_EVIDENCE_BYTES, readText, trustFlags, trustFrom, verifiedClaims, type TrustOpts } from '../appraise.js';
 import { runCommand, usage } from '../output.js';
-import { allRecords, openStoreFile } from '../store-file.js';
+import { openStoreFile } from '../store-file.js';
 
 interface JsonOpt {
   json?: boolean;
