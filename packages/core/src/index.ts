@@ -4,3 +4,4 @@ export { ByteReader, toHex, fromHex, isAllZero, equalBytes, leToBigInt, bigIntTo
 export { readInputFile, decodeBinaryOrHex, MAX_INPUT_BYTES } from './input.js';
 export { INTEL_TCB_STATUSES } from './tcb.js';
 export type { IntelTcbStatus } from './tcb.js';
+export { parseRetryAfter } from './http.js';

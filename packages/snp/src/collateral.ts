@@ -1,6 +1,6 @@
 import { mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { JoinguardError, toHex } from '@joinguard/core';
+import { JoinguardError, parseRetryAfter, toHex } from '@joinguard/core';
 import { SnpErrorCode } from './errors.js';
 import { decodeTcb, kdsProductName, tcbLayoutFor, type SnpProduct, type TcbVersion } from './tcb.js';
 import { certificatesFromBytes } from './cert.js';
@@ -46,15 +46,7 @@ function kdsError(code: string, message: string, details: Record<string, unknown
   return new JoinguardError(code, message, details, { kind });
 }
 
-/** Retry-After is either delta-seconds or an HTTP date. */
-export function parseRetryAfter(value: string | null, nowMs: number): number | undefined {
-  if (value === null) return undefined;
-  const v = value.trim();
-  if (/^\d+$/.test(v)) return Number(v) * 1000;
-  const t = Date.parse(v);
-  if (Number.isNaN(t)) return undefined;
-  return Math.max(0, t - nowMs);
-}
+export { parseRetryAfter };
 
 /** KDS paths (AMD "Key Distribution Service" interface, 57230). */
 export function kdsVcekPath(product: SnpProduct, chipId: Uint8Array, tcb: TcbVersion): string {

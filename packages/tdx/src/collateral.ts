@@ -1,7 +1,7 @@
 import { mkdirSync, writeFileSync, existsSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import * as px509 from './x509.js';
-import { inputError, reject, readInputFile, fromHex, JoinguardError } from '@joinguard/core';
+import { inputError, reject, readInputFile, fromHex, JoinguardError, parseRetryAfter } from '@joinguard/core';
 import type { CollateralBundle, PckCa } from './verify.js';
 
 /*
@@ -124,15 +124,7 @@ export interface PcsClientOptions {
   clock?: () => number;
 }
 
-/** Retry-After is either delta-seconds or an HTTP date (RFC 9110 §10.2.3). */
-export function parseRetryAfter(value: string | null, nowMs: number): number | undefined {
-  if (value === null) return undefined;
-  const v = value.trim();
-  if (/^\d+$/.test(v)) return Number(v) * 1000;
-  const t = Date.parse(v);
-  if (Number.isNaN(t)) return undefined;
-  return Math.max(0, t - nowMs);
-}
+export { parseRetryAfter };
 
 /**
  * Intel PCS v4 client for TDX collateral: TCB info by FMSPC, TD QE identity, PCK CRL, Root CA CRL. It
