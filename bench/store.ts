@@ -4,7 +4,7 @@
 // JetStream: a nats-server -js started on a free loopback port with its store in a temp dir (R1).
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { freePort } from '@joinguard/core/testing';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateSigningKey } from '@joinguard/protocol';
@@ -52,15 +52,6 @@ async function measure(label: string, store: RecordStore, keys: { keys: object[]
       `verifyChain ${(v.count / ((t2 - t1) / 1000)).toFixed(0).padStart(6)} records/s   ` +
       `query(node) ${page.records.length} records in ${(t3 - t2).toFixed(0)} ms`,
   );
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      s.close(() => resolve(typeof a === 'object' && a !== null ? a.port : 0));
-    });
-  });
 }
 
 const key = await generateSigningKey();

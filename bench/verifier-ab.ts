@@ -8,13 +8,13 @@
 //   (cd /tmp/base && npm run build)`); the same root twice with AB_NODE_ARGS="|--max-semi-space-size=64"
 //   compares node flags instead (A's and B's flags separated by |), and AB_ENV="NAME=v|NAME=v" environments.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Agent, request } from 'node:http';
 import YAML from 'yaml';
+import { freePort } from '@joinguard/core/testing';
 import { createSimCvm } from '@joinguard/simcvm';
+import { httpCaller, processCpuSeconds } from './support.js';
 const roots = process.argv.slice(2, 4);
 if (roots.length !== 2) {
   console.error('usage: npx tsx bench/verifier-ab.ts ROOT_A ROOT_B [appraisals]');
@@ -25,14 +25,7 @@ const nodeArgs = (process.env.AB_NODE_ARGS ?? '').split('|').map((s) => s.split(
 // AB_ENV="NAME=value ...|NAME=value ...": environment variables for A and for B.
 const envs = (process.env.AB_ENV ?? '').split('|').map((s) => Object.fromEntries(s.split(' ').filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)])));
 spawnSync('taskset', ['-cp', '1', String(process.pid)]);
-const ticks = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
-const cpu = (pid: number) => { const f = readFileSync(`/proc/${pid}/stat`, 'utf8'); const x = f.slice(f.lastIndexOf(')') + 2).split(' '); return (Number(x[11]) + Number(x[12])) / ticks; };
-const freePort = () => new Promise<number>((r) => { const s = createServer(); s.listen(0, '127.0.0.1', () => { const p = (s.address() as { port: number }).port; s.close(() => r(p)); }); });
-const agent = new Agent({ keepAlive: true, maxSockets: 128 });
-const call = (port: number, method: string, path: string, body?: string) => new Promise<{ status: number; text: string }>((resolve, reject) => {
-  const req = request({ host: '127.0.0.1', port, method, path, agent, headers: body ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } : {} }, (res) => { const c: Buffer[] = []; res.on('data', (d: Buffer) => c.push(d)); res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(c).toString() })); });
-  req.on('error', reject); if (body) req.write(body); req.end();
-});
+const { call, close: closeHttp } = httpCaller(128);
 const sim = await createSimCvm({ tee: 'snp', nodeName: 'bench-worker-0', vtpm: 'software' });
 const servers: { port: number; child: ChildProcess; bodies: string[]; root: string }[] = [];
 for (const [i, root] of roots.entries()) {
@@ -50,13 +43,13 @@ for (const s of servers) for (let i = 0; i < n + 200; i++) {
   s.bodies.push(JSON.stringify(await sim.evidence({ nonce: c.nonce, runtimeData: { nodeName: `bench-worker-${i % 50}`, machine: `m-${i % 50}`, purpose: 'reattest' } })));
 }
 for (const s of servers) for (const b of s.bodies.splice(0, 200)) { const r = await call(s.port, 'POST', '/v1/attest', b); if (r.status !== 200) throw new Error(r.text.slice(0, 200)); }
-const c0 = servers.map((s) => cpu(s.child.pid!));
+const c0 = servers.map((s) => processCpuSeconds(s.child.pid) ?? NaN);
 const t0 = performance.now();
 let bad = 0;
 await Promise.all(servers.flatMap((s) => Array.from({ length: 16 }, async () => { while (s.bodies.length) { const r = await call(s.port, 'POST', '/v1/attest', s.bodies.pop()!); if (r.status !== 200) bad++; } })));
 const wall = (performance.now() - t0) / 1000;
-const c1 = servers.map((s) => cpu(s.child.pid!));
+const c1 = servers.map((s) => processCpuSeconds(s.child.pid) ?? NaN);
 const ms = servers.map((_, i) => ((c1[i]! - c0[i]!) * 1000) / n);
 console.log(`wall ${wall.toFixed(1)} s, ${bad} non-200; CPU per appraisal: ${servers.map((s, i) => `${s.root}${nodeArgs[i]?.length ? ' ' + nodeArgs[i]!.join(' ') : ''}${Object.keys(envs[i] ?? {}).length ? ' ' + JSON.stringify(envs[i]) : ''} ${ms[i]!.toFixed(3)} ms`).join(' | ')}; ratio ${(ms[1]! / ms[0]!).toFixed(3)}`);
 for (const s of servers) s.child.kill('SIGTERM');
-await sim.close(); agent.destroy();
+await sim.close(); closeHttp();

@@ -7,15 +7,14 @@
 // to CPU 1, prepares the evidence (each bundle needs its own challenge, fetched before measuring) and
 // drives the load over keep-alive HTTP. Goals (issue 5): >= 1,000 appraisals/s and p99 < 50 ms at 500/s.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Agent, request } from 'node:http';
 import YAML from 'yaml';
-import { repoRoot } from '@joinguard/core/testing';
+import { freePort, repoRoot } from '@joinguard/core/testing';
 import { createSimCvm } from '@joinguard/simcvm';
 import type { Evidence } from '@joinguard/protocol';
+import { httpCaller, pinPrefix, processCpuSeconds } from './support.js';
 
 const args = new Map<string, string>();
 for (let i = 2; i < process.argv.length; i += 2) args.set(process.argv[i]!.replace(/^--/, ''), process.argv[i + 1] ?? '');
@@ -24,31 +23,8 @@ const rate = Number(args.get('rate') ?? 500);
 const concurrency = Number(args.get('concurrency') ?? 32);
 const storeKind = args.get('store') ?? 'sqlite';
 
-const pin = (cpu: number) => (spawnSync('taskset', ['-c', String(cpu), 'true']).status === 0 ? ['taskset', '-c', String(cpu)] : []);
 spawnSync('taskset', ['-cp', '1', String(process.pid)]);
-
-/** user + system CPU seconds of a process and all its threads so far (Linux), or undefined elsewhere. */
-function serverCpuSeconds(pid: number | undefined): number | undefined {
-  if (pid === undefined) return undefined;
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const ticks = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
-    return (Number(fields[11]) + Number(fields[12])) / ticks;
-  } catch {
-    return undefined;
-  }
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as { port: number }).port;
-      s.close(() => resolve(p));
-    });
-  });
-}
+const { call, close: closeHttp } = httpCaller(Math.max(concurrency, 64));
 
 function rawEcdsaP384(ms: number): number {
   const script = `
@@ -60,23 +36,9 @@ function rawEcdsaP384(ms: number): number {
     let n = 0; const end = Date.now() + ${ms};
     while (Date.now() < end) { for (let i = 0; i < 20; i++) verify('sha384', data, { key: publicKey, dsaEncoding: 'ieee-p1363' }, sig); n += 20; }
     console.log(n / (${ms} / 1000));`;
-  const [cmd, ...pre] = pin(0);
+  const [cmd, ...pre] = pinPrefix(0);
   const r = cmd ? spawnSync(cmd, [...pre, process.execPath, '-e', script], { encoding: 'utf8' }) : spawnSync(process.execPath, ['-e', script], { encoding: 'utf8' });
   return Number(r.stdout.trim());
-}
-
-const agent = new Agent({ keepAlive: true, maxSockets: Math.max(concurrency, 64) });
-function call(port: number, method: string, path: string, body?: string): Promise<{ status: number; text: string }> {
-  return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, method, path, agent, headers: body ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } : {} }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
-    });
-    req.on('error', reject);
-    if (body) req.write(body);
-    req.end();
-  });
 }
 
 async function main(): Promise<void> {
@@ -95,7 +57,7 @@ async function main(): Promise<void> {
     logLevel: 'warn',
   };
   writeFileSync(join(dir, 'verifier.yaml'), YAML.stringify(config));
-  const [cmd, ...pre] = pin(0);
+  const [cmd, ...pre] = pinPrefix(0);
   const argv = [...pre, process.execPath, join(repoRoot, 'services/cli/bin/joinguard.js'), 'serve', '--config', join(dir, 'verifier.yaml')];
   // BENCH_SERVER_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof") profiles the verifier alone.
   const nodeArgs = (process.env.BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean);
@@ -134,7 +96,7 @@ async function main(): Promise<void> {
     const tp = bodies.splice(0, throughputCount);
     let next = 0;
     let failed = 0;
-    const cpu0 = serverCpuSeconds(child.pid);
+    const cpu0 = processCpuSeconds(child.pid);
     const t0 = process.hrtime.bigint();
     await Promise.all(
       Array.from({ length: concurrency }, async () => {
@@ -147,7 +109,7 @@ async function main(): Promise<void> {
     );
     const tpSec = Number(process.hrtime.bigint() - t0) / 1e9;
     const perSec = tp.length / tpSec;
-    const cpu1 = serverCpuSeconds(child.pid);
+    const cpu1 = processCpuSeconds(child.pid);
     const cpuMs = cpu0 !== undefined && cpu1 !== undefined ? ((cpu1 - cpu0) * 1000) / tp.length : undefined;
 
     // Open loop at a fixed rate: each request starts on its schedule whether or not earlier ones finished.
@@ -187,7 +149,7 @@ async function main(): Promise<void> {
   } finally {
     child.kill('SIGTERM');
     await sim.close();
-    agent.destroy();
+    closeHttp();
   }
 }
 

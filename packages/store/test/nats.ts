@@ -1,7 +1,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { freePort } from '@joinguard/core/testing';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -11,18 +11,6 @@ export function natsServerBinary(): string | undefined {
   }
   const w = spawnSync('sh', ['-c', 'command -v nats-server']);
   return w.status === 0 ? w.stdout.toString().trim() : undefined;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      const port = typeof a === 'object' && a !== null ? a.port : 0;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 export interface NatsServer {

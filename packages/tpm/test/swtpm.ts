@@ -1,28 +1,8 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { freePortPair } from '@joinguard/core/testing';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-
-async function tryListen(port: number): Promise<number | undefined> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.once('error', () => resolve(undefined));
-    s.listen(port, '127.0.0.1', () => {
-      const { port: p } = s.address() as { port: number };
-      s.close(() => resolve(p));
-    });
-  });
-}
-
-/** A free port whose successor is free too: the tss2 swtpm TCTI expects the control port at port + 1. */
-async function freePortPair(): Promise<number> {
-  for (let i = 0; i < 20; i++) {
-    const p = await tryListen(0);
-    if (p !== undefined && p < 65535 && (await tryListen(p + 1)) !== undefined) return p;
-  }
-  throw new Error('no free port pair for swtpm');
-}
 
 /** A throw-away swtpm (TPM 2.0, TCP) driven with tpm2-tools: an independent producer of real quotes. */
 export class Swtpm {

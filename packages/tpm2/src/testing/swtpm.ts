@@ -1,9 +1,10 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync, existsSync, cpSync } from 'node:fs';
-import { createServer, connect } from 'node:net';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { JoinguardError } from '@joinguard/core';
+import { freePortPair as consecutivePorts } from '@joinguard/core/testing';
 
 /**
  * A software TPM for tests and the demo: swtpm manufactured by swtpm_setup with EK and platform certificates
@@ -88,33 +89,13 @@ export function manufactureSwtpm(dir: string, opts: { pcrBanks?: string[] } = {}
   return { stateDir, caDir };
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const addr = s.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-async function portBindable(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.once('error', () => resolve(false));
-    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
-  });
-}
-
 /** Two consecutive free loopback ports (swtpm's TCTI puts the control channel at port + 1). */
 async function freePortPair(): Promise<number> {
-  for (let i = 0; i < 50; i++) {
-    const p = await freePort();
-    if (p > 0 && p < 65535 && (await portBindable(p + 1))) return p;
+  try {
+    return await consecutivePorts();
+  } catch (e) {
+    throw toolError('TPM2_SWTPM_START_FAILED', (e as Error).message, {});
   }
-  throw toolError('TPM2_SWTPM_START_FAILED', 'no pair of consecutive free loopback ports found', {});
 }
 
 async function canConnect(port: number): Promise<boolean> {

@@ -1,0 +1,43 @@
+// What the verifier benchmarks share: CPU pinning, a process's CPU time, and keep-alive HTTP calls.
+import { readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { Agent, request } from 'node:http';
+
+/** The `taskset -c CPU` prefix, or nothing where taskset is missing. */
+export function pinPrefix(cpu: number): string[] {
+  return spawnSync('taskset', ['-c', String(cpu), 'true']).status === 0 ? ['taskset', '-c', String(cpu)] : [];
+}
+
+const ticks = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
+
+/** User + system CPU seconds of a process and all its threads so far (Linux /proc), or undefined elsewhere. */
+export function processCpuSeconds(pid: number | undefined): number | undefined {
+  if (pid === undefined) return undefined;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / ticks;
+  } catch {
+    return undefined;
+  }
+}
+
+export type Call = (port: number, method: string, path: string, body?: string) => Promise<{ status: number; text: string }>;
+
+/** HTTP requests to 127.0.0.1 over one keep-alive agent; `close` ends its sockets. */
+export function httpCaller(maxSockets: number): { call: Call; close: () => void } {
+  const agent = new Agent({ keepAlive: true, maxSockets });
+  const call: Call = (port, method, path, body) =>
+    new Promise((resolve, reject) => {
+      const headers = body ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } : {};
+      const req = request({ host: '127.0.0.1', port, method, path, agent, headers }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
+      });
+      req.on('error', reject);
+      if (body) req.write(body);
+      req.end();
+    });
+  return { call, close: () => agent.destroy() };
+}
