@@ -9,6 +9,7 @@ import { createSimCvm, type SimCvm } from '@joinguard/simcvm';
 import type { AttestResponse, Evidence } from '@joinguard/protocol';
 import { defaultConfig, startVerifier, type RunningVerifier } from '@joinguard/verifier';
 import { registerPolicy } from '../src/commands/policy.js';
+import { snpClaimsFromVector } from '../../../packages/policy/test/fixtures.js';
 
 // In-process: main.ts does not register the policy commands yet, so the bundle cannot be spawned.
 // Runs the command through commander exactly as main() does and captures stdout, stderr and the exit code.
@@ -59,26 +60,8 @@ interface SnpFields {
   reported_tcb: { bootloader: number; tee: number; snp: number; microcode: number };
 }
 
-/** AppraisalClaims of a real SNP report, from the independent decoder's fields. */
-function snpClaims(rel: string): Record<string, unknown> {
-  const f = expectedDecodedFields()[rel] as unknown as SnpFields;
-  const p = BigInt(f.policy);
-  const bit = (n: bigint) => ((p >> n) & 1n) === 1n;
-  const t = f.reported_tcb;
-  return {
-    tee: 'snp',
-    snp: {
-      guestSvn: f.guest_svn,
-      policy: { smt: bit(16n), migrateMa: bit(18n), debug: bit(19n), singleSocket: bit(20n) },
-      vmpl: f.vmpl,
-      reportedTcb: { bootloader: t.bootloader, tee: t.tee, snp: t.snp, microcode: t.microcode },
-      measurement: f.measurement,
-      hostData: f.host_data,
-      idKeyDigest: f.id_key_digest,
-      authorKeyDigest: f.author_key_digest,
-    },
-  };
-}
+/** AppraisalClaims of a real SNP report, from the independent decoder's fields (the policy package's fixture). */
+const snpClaims = (rel: string): Record<string, unknown> => snpClaimsFromVector(rel) as unknown as Record<string, unknown>;
 
 const write = (name: string, content: unknown) => {
   const p = join(dir, name);
