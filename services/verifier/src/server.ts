@@ -70,7 +70,9 @@ export async function buildServer(o: ServerOptions): Promise<FastifyInstance> {
   });
   // Query strings and path parameters arrive as text and are coerced to their schema's types; bodies are JSON
   // and are taken exactly as sent: a coerced body would be stored and hashed as something the client never sent.
-  const bodyAjv = new Ajv({ allErrors: false, coerceTypes: false, removeAdditional: false, strict: false });
+  // unicode: false counts maxLength in UTF-16 code units, never fewer than code points (so no looser), and
+  // spares a per-character walk of every base64 field of the evidence (half of its validation time).
+  const bodyAjv = new Ajv({ allErrors: false, coerceTypes: false, removeAdditional: false, strict: false, unicode: false });
   const textAjv = new Ajv({ allErrors: false, coerceTypes: 'array', useDefaults: true, removeAdditional: false, strict: false });
   app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? bodyAjv : textAjv).compile(schema));
 

@@ -230,7 +230,7 @@ export async function appraiseInternal(evidence: Evidence, ctx: AppraisalContext
       return { kind: 'tdx' as const, reportData: tdxResult.reportData };
     },
     () => {
-      if (snpResult) return { message: `SNP report (${snpResult.verified.product}, ${snpResult.verified.signingKey.toUpperCase()}) signature and chain to ARK ${snpResult.verified.chain.ark.sha256.slice(0, 16)}… verify` };
+      if (snpResult) return { message: `SNP report (${snpResult.verified.product}, ${snpResult.verified.signingKey.toUpperCase()}) signature and chain to ARK ${snpResult.verified.chain.ark.sha256.slice(0, 16)}... verify` };
       const v = tdxResult!.verification;
       return { message: v ? `TDX quote, QE, PCK chain and collateral verify; TCB ${v.tcbStatus}, QE ${v.qeTcbStatus}` : 'TDX quote, QE and PCK chain verify (TCB not judged: no collateral, test mode)' };
     },
