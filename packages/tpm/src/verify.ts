@@ -187,38 +187,49 @@ function normaliseBank(name: string): string {
   return name.toLowerCase().replace(/-/g, '');
 }
 
+// A PCR value as the quote's callers and claims write it: lower-case hex, no prefix.
+const LOWER_HEX = /^[0-9a-f]*$/;
+
 /** The digest of the supplied PCR values, concatenated in the quote's selection order, under `hashAlg`. */
 export function pcrCompositeDigest(select: PcrSelection[], pcrs: PcrValues, hashAlg: number): { digest: Uint8Array; used: PcrValues } {
   const h = TPM_HASH[hashAlg];
   if (!h) throw reject('TPM_UNSUPPORTED_HASH', `hash ${tpmAlgName(hashAlg)} is not supported`, { hash: hashAlg });
   const byBank = new Map<string, { [pcr: number]: string }>();
   for (const [bank, values] of Object.entries(pcrs)) byBank.set(normaliseBank(bank), values);
-  const hash = createHash(h.node);
   const used: PcrValues = {};
-  const selected = new Set<string>();
+  const selected = new Map<string, Set<number>>();
+  // The values in selection order, as hex: one decoding and one hash for the whole composite.
+  let composite = '';
   for (const sel of select) {
     const bankHash = TPM_HASH[sel.hash];
     if (!bankHash) throw reject('TPM_UNSUPPORTED_HASH', `PCR bank ${sel.bank} is not supported`, { hash: sel.hash });
     const values = byBank.get(sel.bank) ?? {};
     const out: { [pcr: number]: string } = (used[sel.bank] ??= {});
+    let chosen = selected.get(sel.bank);
+    if (chosen === undefined) selected.set(sel.bank, (chosen = new Set()));
     for (const pcr of sel.pcrs) {
-      selected.add(`${sel.bank}:${pcr}`);
+      chosen.add(pcr);
       const hex = values[pcr];
       if (hex === undefined) throw reject('TPM_QUOTE_PCR_MISSING', `the quote selects ${sel.bank} PCR ${pcr} but no value was supplied for it`, { bank: sel.bank, pcr });
-      const v = fromHex(hex);
-      if (!v || v.length !== bankHash.size) throw reject('TPM_BAD_PCR_VALUE', `${sel.bank} PCR ${pcr} = ${JSON.stringify(hex).slice(0, 80)} is not ${bankHash.size} bytes of hex`, { bank: sel.bank, pcr });
-      hash.update(v);
-      out[pcr] = toHex(v);
+      let norm = hex;
+      if (typeof hex !== 'string' || hex.length !== bankHash.size * 2 || !LOWER_HEX.test(hex)) {
+        const v = typeof hex === 'string' ? fromHex(hex) : undefined;
+        if (!v || v.length !== bankHash.size) throw reject('TPM_BAD_PCR_VALUE', `${sel.bank} PCR ${pcr} = ${JSON.stringify(hex).slice(0, 80)} is not ${bankHash.size} bytes of hex`, { bank: sel.bank, pcr });
+        norm = toHex(v);
+      }
+      composite += norm;
+      out[pcr] = norm;
     }
   }
   for (const [bank, values] of byBank) {
+    const chosen = selected.get(bank);
     for (const k of Object.keys(values)) {
-      if (!selected.has(`${bank}:${Number(k)}`)) {
+      if (chosen === undefined || !chosen.has(Number(k))) {
         throw reject('TPM_QUOTE_PCR_NOT_SELECTED', `${bank} PCR ${k} was supplied but the quote does not cover it`, { bank, pcr: k });
       }
     }
   }
-  return { digest: hash.digest(), used };
+  return { digest: createHash(h.node).update(Buffer.from(composite, 'hex')).digest(), used };
 }
 
 const spkiHashes = new WeakMap<KeyObject, string>();
