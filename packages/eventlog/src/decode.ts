@@ -391,6 +391,56 @@ function decodeIpl(ev: TcgEvent): { decoded: DecodedEvent; digestVerified: boole
   return { decoded, digestVerified: grub ? ok : ok === true ? true : undefined };
 }
 
+/**
+ * How many decoded events are remembered, and the largest event data that is. The nodes of a pool boot the
+ * same firmware, Secure Boot variables and boot chain, so most events of one node's log recur, byte for
+ * byte, in the next node's: those are decoded (and their digests checked) once.
+ */
+const DECODED_MEMO_SIZE = 2048;
+const DECODED_MEMO_MAX_DATA = 64 * 1024;
+/** Bound on what the memo holds, counting an entry as three times its data (the key and the hex it decodes to). */
+const DECODED_MEMO_MAX_BYTES = 16 * 1024 * 1024;
+const decodedMemo = new Map<string, { decoded: DecodedEvent; digestVerified: boolean | undefined; cost: number }>();
+let decodedMemoBytes = 0;
+
+/** What the memo of decoded events holds now (for tests of its bounds). */
+export function decodedMemoUsage(): { entries: number; bytes: number; maxEntries: number; maxBytes: number } {
+  return { entries: decodedMemo.size, bytes: decodedMemoBytes, maxEntries: DECODED_MEMO_SIZE, maxBytes: DECODED_MEMO_MAX_BYTES };
+}
+
+/** Freezes what a remembered result shares between logs (typed arrays cannot be frozen: they are copies). */
+function deepFreeze<T>(v: T): T {
+  if (v === null || typeof v !== 'object' || ArrayBuffer.isView(v)) return v;
+  for (const x of Object.values(v)) deepFreeze(x);
+  return Object.freeze(v);
+}
+
+/**
+ * decodeEvent, remembered by everything its result depends on: the event type, the digests and the data (a
+ * Spec ID header, which depends on the log's header too, is never remembered). The result is frozen and may
+ * be shared by several logs; it holds no view into any log's buffer.
+ */
+export function decodeEventShared(ev: TcgEvent, specId: SpecIdEvent | undefined): { decoded: DecodedEvent; digestVerified: boolean | undefined } {
+  if (specId !== undefined || ev.data.length > DECODED_MEMO_MAX_DATA) return decodeEvent(ev, specId);
+  let key = `${ev.eventType}`;
+  for (const d of ev.digests) key += `|${d.alg}:${Buffer.from(d.digest.buffer, d.digest.byteOffset, d.digest.byteLength).toString('hex')}`;
+  key += `|${Buffer.from(ev.data.buffer, ev.data.byteOffset, ev.data.byteLength).toString('latin1')}`;
+  const known = decodedMemo.get(key);
+  if (known !== undefined) return { decoded: known.decoded, digestVerified: known.digestVerified };
+  const fresh = decodeEvent(ev, specId);
+  const d = fresh.decoded;
+  const kept = { decoded: deepFreeze(d.kind === 'efiVariable' ? { ...d, variableData: d.variableData.slice() } : d), digestVerified: fresh.digestVerified, cost: 3 * key.length + 256 };
+  // Oldest first: hostile logs full of one-off events only push out each other.
+  while (decodedMemo.size > 0 && (decodedMemo.size >= DECODED_MEMO_SIZE || decodedMemoBytes + kept.cost > DECODED_MEMO_MAX_BYTES)) {
+    const [oldest, entry] = decodedMemo.entries().next().value as [string, { cost: number }];
+    decodedMemo.delete(oldest);
+    decodedMemoBytes -= entry.cost;
+  }
+  decodedMemo.set(key, kept);
+  decodedMemoBytes += kept.cost;
+  return { decoded: kept.decoded, digestVerified: kept.digestVerified };
+}
+
 /** Decodes one event's content and checks its digests where the spec defines them over that content. */
 export function decodeEvent(ev: TcgEvent, specId: SpecIdEvent | undefined): { decoded: DecodedEvent; digestVerified: boolean | undefined } {
   try {

@@ -1,6 +1,6 @@
 import { ByteReader, JoinguardError, inputError, reject, toHex } from '@joinguard/core';
 import { EventType, HashAlg, LIMITS, algName, eventTypeName } from './constants.js';
-import { decodeEvent, type DecodedEvent } from './decode.js';
+import { decodeEventShared, type DecodedEvent } from './decode.js';
 
 export interface EventDigest {
   /** TPM_ALG_ID of the bank. */
@@ -184,7 +184,7 @@ function parseLog(bytes: Uint8Array, kind: 'tpm' | 'ccel', opts: ParseOptions): 
   let startupLocality: number | undefined;
   const banks = format === 'crypto-agile' ? specId!.algorithms.map((a) => a.bank) : ['sha1'];
   for (const ev of events) {
-    const { decoded, digestVerified } = decode || ev.eventType === EventType.EV_NO_ACTION ? decodeEvent(ev, ev.index === 0 ? specId : undefined) : { decoded: { kind: 'unknown' } as DecodedEvent, digestVerified: undefined };
+    const { decoded, digestVerified } = decode || ev.eventType === EventType.EV_NO_ACTION ? decodeEventShared(ev, ev.index === 0 ? specId : undefined) : { decoded: { kind: 'unknown' } as DecodedEvent, digestVerified: undefined };
     ev.decoded = decoded;
     ev.digestVerified = digestVerified;
     if (decoded.kind === 'startupLocality') {

@@ -69,6 +69,33 @@ describe('EFI variable events', () => {
   });
 });
 
+describe('decoded events shared between logs', () => {
+  it('an event that recurs byte for byte in another log is decoded once: the same frozen result, no view into either buffer', () => {
+    const a = rhel8();
+    const b = new Uint8Array(a);
+    const first = parseEventLog(a);
+    const second = parseEventLog(b);
+    const sbA = byName(first.events, 'SecureBoot');
+    const sbB = byName(second.events, 'SecureBoot');
+    expect(sbB.decoded).toBe(sbA.decoded);
+    expect(Object.isFrozen(sbB.decoded)).toBe(true);
+    const dbx = variable(byName(second.events, 'dbx'));
+    expect(Object.isFrozen(dbx.signatureLists![0]!.entries[0])).toBe(true);
+    expect(() => {
+      (dbx.signatureLists as unknown[]).push({});
+    }).toThrow(TypeError);
+    // Each log keeps its own events, digests and data; only the decoding is shared.
+    expect(sbB).not.toBe(sbA);
+    expect(sbB.data.buffer).toBe(b.buffer);
+    // Overwriting both source buffers changes nothing that was decoded from them.
+    const before = Array.from(variable(sbA).variableData);
+    a.fill(0);
+    b.fill(0);
+    expect(Array.from(variable(sbB).variableData)).toEqual(before);
+    expect(variable(sbB).secureBoot).toBe(true);
+  });
+});
+
 describe('EFI variable digests bind the variable name where the spec says so', () => {
   const u64 = (v: number): Buffer => {
     const b = Buffer.alloc(8);

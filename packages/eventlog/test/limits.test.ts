@@ -3,6 +3,7 @@ import fc from 'fast-check';
 import { isJoinguardError } from '@joinguard/core';
 import { readVector } from '@joinguard/core/testing';
 import { EventType, LIMITS, comparePcrs, decodeDevicePath, parseCcel, parseEventLog, replayPcrs, replayRtmrs, summarizeEvent } from '@joinguard/eventlog';
+import { decodedMemoUsage } from '../src/decode.js';
 import { buildAgileLog } from './helpers.js';
 
 function codeOf(f: () => unknown): string | undefined {
@@ -249,5 +250,28 @@ describe('CCEL end of events', () => {
     stray.set(log);
     stray.set([1, 2, 3, 4, 5], log.length);
     expect(codeOf(() => parseCcel(stray))).toBe('EVENTLOG_TRUNCATED');
+  });
+});
+
+describe('the memo of decoded events stays bounded under logs of one-off events', () => {
+  it('thousands of distinct small events: at most maxEntries remembered, and a recurring event still decodes right', () => {
+    const text = (i: number) => new Uint8Array(Buffer.from(`one-off action ${i}`, 'latin1'));
+    const n = decodedMemoUsage().maxEntries + 500;
+    const log = parseEventLog(buildAgileLog([0x000b], Array.from({ length: n }, (_, i) => ({ pcr: 4, type: EventType.EV_EFI_ACTION, data: text(i) }))));
+    expect(log.events.length).toBe(n + 1);
+    expect(log.events.every((e, i) => i === 0 || (e.decoded.kind === 'action' && e.decoded.text === `one-off action ${i - 1}` && e.digestVerified === true))).toBe(true);
+    expect(decodedMemoUsage().entries).toBeLessThanOrEqual(decodedMemoUsage().maxEntries);
+  });
+
+  it('large distinct events: the bytes held stay under maxBytes', () => {
+    const { maxBytes } = decodedMemoUsage();
+    // 60 KiB events with distinct content, more of them than maxBytes can hold.
+    const count = Math.ceil(maxBytes / (3 * 60 * 1024)) + 20;
+    for (let i = 0; i < count; i += 10) {
+      const events = Array.from({ length: 10 }, (_, j) => ({ pcr: 4, type: EventType.EV_EFI_ACTION, data: new Uint8Array(60 * 1024).fill(0x41 + ((i + j) % 26)).map((x, k) => (k < 4 ? (i + j) >> (8 * k) : x)) }));
+      parseEventLog(buildAgileLog([0x000b], events), { maxEventSize: 64 * 1024 });
+      expect(decodedMemoUsage().bytes).toBeLessThanOrEqual(maxBytes);
+    }
+    expect(decodedMemoUsage().bytes).toBeGreaterThan(maxBytes / 2);
   });
 });
