@@ -400,13 +400,23 @@ const DECODED_MEMO_SIZE = 2048;
 const DECODED_MEMO_MAX_DATA = 64 * 1024;
 /** Bound on what the memo holds, counting an entry as three times its data (the key and the hex it decodes to). */
 const DECODED_MEMO_MAX_BYTES = 16 * 1024 * 1024;
-const decodedMemo = new Map<string, { decoded: DecodedEvent; digestVerified: boolean | undefined; cost: number }>();
+interface Remembered {
+  /** event type and digests, for the same data under another type or digest */
+  head: string;
+  decoded: DecodedEvent;
+  digestVerified: boolean | undefined;
+}
+/** By event data (as a latin1 string: hashed and compared natively), the decodings of events with that data. */
+const decodedMemo = new Map<string, Remembered[]>();
+let decodedMemoEntries = 0;
 let decodedMemoBytes = 0;
 
 /** What the memo of decoded events holds now (for tests of its bounds). */
 export function decodedMemoUsage(): { entries: number; bytes: number; maxEntries: number; maxBytes: number } {
-  return { entries: decodedMemo.size, bytes: decodedMemoBytes, maxEntries: DECODED_MEMO_SIZE, maxBytes: DECODED_MEMO_MAX_BYTES };
+  return { entries: decodedMemoEntries, bytes: decodedMemoBytes, maxEntries: DECODED_MEMO_SIZE, maxBytes: DECODED_MEMO_MAX_BYTES };
 }
+
+const memoCost = (data: string, n: number): number => n * (3 * data.length + 256);
 
 /** Freezes what a remembered result shares between logs (typed arrays cannot be frozen: they are copies). */
 function deepFreeze<T>(v: T): T {
@@ -422,22 +432,28 @@ function deepFreeze<T>(v: T): T {
  */
 export function decodeEventShared(ev: TcgEvent, specId: SpecIdEvent | undefined): { decoded: DecodedEvent; digestVerified: boolean | undefined } {
   if (specId !== undefined || ev.data.length > DECODED_MEMO_MAX_DATA) return decodeEvent(ev, specId);
-  let key = `${ev.eventType}`;
-  for (const d of ev.digests) key += `|${d.alg}:${Buffer.from(d.digest.buffer, d.digest.byteOffset, d.digest.byteLength).toString('hex')}`;
-  key += `|${Buffer.from(ev.data.buffer, ev.data.byteOffset, ev.data.byteLength).toString('latin1')}`;
-  const known = decodedMemo.get(key);
+  const data = Buffer.from(ev.data.buffer, ev.data.byteOffset, ev.data.byteLength).toString('latin1');
+  let head = `${ev.eventType}`;
+  for (const d of ev.digests) head += `|${d.alg}:${Buffer.from(d.digest.buffer, d.digest.byteOffset, d.digest.byteLength).toString('hex')}`;
+  const variants = decodedMemo.get(data);
+  const known = variants?.find((v) => v.head === head);
   if (known !== undefined) return { decoded: known.decoded, digestVerified: known.digestVerified };
   const fresh = decodeEvent(ev, specId);
   const d = fresh.decoded;
-  const kept = { decoded: deepFreeze(d.kind === 'efiVariable' ? { ...d, variableData: d.variableData.slice() } : d), digestVerified: fresh.digestVerified, cost: 3 * key.length + 256 };
-  // Oldest first: hostile logs full of one-off events only push out each other.
-  while (decodedMemo.size > 0 && (decodedMemo.size >= DECODED_MEMO_SIZE || decodedMemoBytes + kept.cost > DECODED_MEMO_MAX_BYTES)) {
-    const [oldest, entry] = decodedMemo.entries().next().value as [string, { cost: number }];
+  const kept: Remembered = { head, decoded: deepFreeze(d.kind === 'efiVariable' ? { ...d, variableData: d.variableData.slice() } : d), digestVerified: fresh.digestVerified };
+  const cost = memoCost(data, 1);
+  // Oldest data first: hostile logs full of one-off events only push out each other.
+  while (decodedMemo.size > 0 && (decodedMemoEntries >= DECODED_MEMO_SIZE || decodedMemoBytes + cost > DECODED_MEMO_MAX_BYTES)) {
+    const [oldest, gone] = decodedMemo.entries().next().value as [string, Remembered[]];
     decodedMemo.delete(oldest);
-    decodedMemoBytes -= entry.cost;
+    decodedMemoEntries -= gone.length;
+    decodedMemoBytes -= memoCost(oldest, gone.length);
   }
-  decodedMemo.set(key, kept);
-  decodedMemoBytes += kept.cost;
+  const list = decodedMemo.get(data);
+  if (list) list.push(kept);
+  else decodedMemo.set(data, [kept]);
+  decodedMemoEntries++;
+  decodedMemoBytes += cost;
   return { decoded: kept.decoded, digestVerified: kept.digestVerified };
 }
 
