@@ -92,7 +92,9 @@ export function notePassedEdgeSchema(e: unknown): void {
 
 function decodeEvidence(e: unknown): Decoded {
   const validate = evidenceValidator();
-  if (!passedEdgeSchema.has(e as object) && !validate(e)) {
+  // Evidence that passed the edge schema has had every base64 field matched against its pattern there.
+  const checked = passedEdgeSchema.has(e as object);
+  if (!checked && !validate(e)) {
     const err = validate.errors?.[0];
     throw reject('APPRAISE_EVIDENCE_MALFORMED', `evidence does not match the Evidence schema: ${err?.instancePath || '/'} ${err?.message ?? ''}`.trim(), {
       path: err?.instancePath, keyword: err?.keyword,
@@ -106,13 +108,13 @@ function decodeEvidence(e: unknown): Decoded {
     runtimeData: ev.runtimeData,
     nonce,
     d: bindingDigest(nonce, ev.runtimeData),
-    report: fromB64(ev.hardware.report, code, 'hardware.report'),
+    report: fromB64(ev.hardware.report, code, 'hardware.report', checked),
     certs: ev.hardware.certs ?? {},
-    quote: fromB64(ev.tpm.quote, code, 'tpm.quote'),
-    signature: fromB64(ev.tpm.signature, code, 'tpm.signature'),
-    akPublic: fromB64(ev.tpm.akPublic, code, 'tpm.akPublic'),
+    quote: fromB64(ev.tpm.quote, code, 'tpm.quote', checked),
+    signature: fromB64(ev.tpm.signature, code, 'tpm.signature', checked),
+    akPublic: fromB64(ev.tpm.akPublic, code, 'tpm.akPublic', checked),
     pcrs: ev.tpm.pcrs as Record<string, Record<string, string>>,
-    eventLog: fromB64(ev.eventLog, code, 'eventLog'),
+    eventLog: fromB64(ev.eventLog, code, 'eventLog', checked),
   };
 }
 
