@@ -5,3 +5,4 @@ export { readInputFile, decodeBinaryOrHex, MAX_INPUT_BYTES } from './input.js';
 export { INTEL_TCB_STATUSES } from './tcb.js';
 export type { IntelTcbStatus } from './tcb.js';
 export { parseRetryAfter } from './http.js';
+export { digest } from './hash.js';

@@ -1,5 +1,5 @@
-import { createHash, verify as cryptoVerify, type KeyObject } from 'node:crypto';
-import { equalBytes, isAllZero, reject, toHex } from '@joinguard/core';
+import { verify as cryptoVerify, type KeyObject } from 'node:crypto';
+import { digest, equalBytes, isAllZero, reject, toHex } from '@joinguard/core';
 import { SnpErrorCode } from './errors.js';
 import { decodeReport, reportCpuid, SIG_COMPONENT_SIZE, SIGNING_KEY_NONE, SIGNING_KEY_VLEK, type SnpReport } from './decode.js';
 import { certificatesFromBytes, checkPssSha384, parseAmdCert, parseCrl, verifyPss, type AmdCert, type ParsedCrl } from './cert.js';
@@ -83,7 +83,7 @@ export class ChainCache {
 }
 
 function sha256Hex(b: Uint8Array): string {
-  return createHash('sha256').update(b).digest('hex');
+  return digest('sha256', b, 'hex');
 }
 
 function checkValidity(cert: AmdCert, role: string, now: Date): void {

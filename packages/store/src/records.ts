@@ -1,8 +1,8 @@
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { compactVerify, createLocalJWKSet, errors as joseErrors } from 'jose';
 import type { CryptoKey, JSONWebKeySet, KeyObject } from 'jose';
-import { JoinguardError, inputError, reject } from '@joinguard/core';
-import { PURPOSES, RECORD_KINDS, TEES, VERDICTS, canonicalJson, canonicalJsonBytes, compactSign } from '@joinguard/protocol';
+import { JoinguardError, digest, inputError, reject } from '@joinguard/core';
+import { PURPOSES, RECORD_KINDS, TEES, VERDICTS, canonicalJson, compactSign } from '@joinguard/protocol';
 import type { AuditRecord, RecordDraft, SignedRecord } from '@joinguard/protocol';
 
 /** `typ` of record JWSs, so that a record is never mistaken for an attestation result signed by the same key. */
@@ -76,11 +76,11 @@ export function buildRecord(draft: RecordDraft, fixed: { id: string; time: strin
 
 /** hex SHA-256 of JCS(record): the next record's `prev`. */
 export function recordHash(record: AuditRecord): string {
-  return createHash('sha256').update(canonicalJsonBytes(record)).digest('hex');
+  return digest('sha256', canonicalJson(record), 'hex');
 }
 
 function payloadHash(payload: Uint8Array): string {
-  return createHash('sha256').update(payload).digest('hex');
+  return digest('sha256', payload, 'hex');
 }
 
 /** The hash of a record the store wrote itself, from its JWS (the next record's `prev`), without re-serialising. */

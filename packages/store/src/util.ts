@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { digest } from '@joinguard/core';
 
 /** Runs `fn` after every earlier task queued under `key`, so one process never races itself on a log head. */
 export function serialize<T>(queues: Map<string, Promise<unknown>>, key: string, fn: () => Promise<T>): Promise<T> {
@@ -14,5 +14,5 @@ export function serialize<T>(queues: Map<string, Promise<unknown>>, key: string,
 
 /** Nonces are stored by digest: fixed length, a safe alphabet for KV keys, and no attacker-chosen text. */
 export function nonceKey(nonce: string): string {
-  return createHash('sha256').update(nonce, 'utf8').digest('hex');
+  return digest('sha256', nonce, 'hex');
 }

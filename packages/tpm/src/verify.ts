@@ -1,5 +1,5 @@
 import { createHash, createPublicKey, constants as cryptoConstants, verify as cryptoVerify, KeyObject } from 'node:crypto';
-import { concatBytes, equalBytes, fromHex, inputError, reject, toHex, wrapError } from '@joinguard/core';
+import { concatBytes, digest, equalBytes, fromHex, inputError, reject, toHex, wrapError } from '@joinguard/core';
 import { TPM_ALG, TPM_ECC_CURVE, TPM_HASH, tpmAlgName } from './constants.js';
 import { decodeAttest, decodePublic, decodeSignature, type ClockInfo, type ObjectAttributes, type PcrSelection, type TpmsAttest, type TpmtPublic, type TpmtSignature } from './decode.js';
 
@@ -66,7 +66,7 @@ export function tpmName(pub: TpmtPublic | Uint8Array): Uint8Array {
   const p = pub instanceof Uint8Array ? decodePublic(pub) : pub;
   const h = TPM_HASH[p.nameAlg]!;
   const alg = new Uint8Array([p.nameAlg >> 8, p.nameAlg & 0xff]);
-  return concatBytes(alg, createHash(h.node).update(p.bytes).digest());
+  return concatBytes(alg, digest(h.node, p.bytes));
 }
 
 /** A node KeyObject for a TPMT_PUBLIC key. */
@@ -229,7 +229,7 @@ export function pcrCompositeDigest(select: PcrSelection[], pcrs: PcrValues, hash
       }
     }
   }
-  return { digest: createHash(h.node).update(Buffer.from(composite, 'hex')).digest(), used };
+  return { digest: digest(h.node, Buffer.from(composite, 'hex')), used };
 }
 
 const spkiHashes = new WeakMap<KeyObject, string>();

@@ -1,5 +1,5 @@
-import { createHash, createPublicKey, type JsonWebKey, type KeyObject } from 'node:crypto';
-import { equalBytes, reject, toHex } from '@joinguard/core';
+import { createPublicKey, type JsonWebKey, type KeyObject } from 'node:crypto';
+import { digest, equalBytes, reject, toHex } from '@joinguard/core';
 import { parseEventLog, type EventLog } from '@joinguard/eventlog';
 import { evaluate, type AppraisalClaims, type Policy, type RuleResult } from '@joinguard/policy';
 import {
@@ -275,7 +275,7 @@ export async function appraiseInternal(evidence: Evidence, ctx: AppraisalContext
       'binding.akPublic',
       () => {
         const want = dec!.runtimeData.akPublicSha256;
-        const got = createHash('sha256').update(dec!.akPublic).digest('hex');
+        const got = digest('sha256', dec!.akPublic, 'hex');
         if (want === undefined) throw reject('APPRAISE_AK_NOT_BOUND', 'runtimeData.akPublicSha256 is absent: nothing binds the vTPM AK to this TEE', { actual: got });
         if (want.toLowerCase() !== got) throw mismatch('APPRAISE_AK_DIGEST_MISMATCH', `SHA-256(tpm.akPublic) ${got} is not runtimeData.akPublicSha256 ${want}`, want.toLowerCase(), got);
       },

@@ -1,5 +1,4 @@
-import { createHash } from 'node:crypto';
-import { equalBytes, inputError, isJoinguardError, reject, toHex, type JoinguardError } from '@joinguard/core';
+import { digest, equalBytes, inputError, isJoinguardError, reject, toHex, type JoinguardError } from '@joinguard/core';
 import type { SnpClaims as PolicySnpClaims, TdxClaims as PolicyTdxClaims } from '@joinguard/policy';
 import { TDX_TCB_STATUSES } from '@joinguard/policy';
 import {
@@ -85,7 +84,7 @@ export function verifySnpHardware(report: Uint8Array, certs: Record<string, stri
   // for every simulated CVM's report would cost a chain verification each time.
   let seen = storeByVcek.get(trust);
   if (!seen) storeByVcek.set(trust, (seen = new Map()));
-  const vcekKey = createHash('sha256').update(collateral.vcek).digest('hex');
+  const vcekKey = digest('sha256', collateral.vcek, 'hex');
   const preferred = seen.get(vcekKey);
   const stores = preferred ? [preferred, ...all.filter((x) => x !== preferred)] : all;
   let first: JoinguardError | undefined;
