@@ -60,6 +60,24 @@ export function extendedPcrs(log: EventLog): number[] {
   return [...pcrs].sort((a, b) => a - b);
 }
 
+/**
+ * The nodes of a pool extend the same digests into the same PCR values at every boot: the last extends
+ * computed are remembered, by hash, previous value and digest (the whole input of the hash), oldest first out.
+ */
+const EXTEND_MEMO_SIZE = 4096;
+const extendMemo = new Map<string, Buffer>();
+
+function extend(node: string, prev: Buffer, digest: Uint8Array): Buffer {
+  const input = Buffer.concat([prev, digest]);
+  const key = `${node}:${input.toString('latin1')}`;
+  const known = extendMemo.get(key);
+  if (known !== undefined) return known;
+  const next = digestOf(node, input);
+  if (extendMemo.size >= EXTEND_MEMO_SIZE) extendMemo.delete(extendMemo.keys().next().value as string);
+  extendMemo.set(key, next);
+  return next;
+}
+
 function replayBank(log: EventLog, bank: string, keepHistory: boolean): BankTrace | undefined {
   const h = bankAlg.get(bank);
   if (!h || !nodeHashes.has(h.node)) return undefined;
@@ -73,7 +91,7 @@ function replayBank(log: EventLog, bank: string, keepHistory: boolean): BankTrac
       throw reject('EVENTLOG_DIGEST_MISSING', `event ${ev.index} (PCR ${ev.pcrIndex}, ${ev.typeName}) has no ${bank} digest, so the ${bank} bank cannot be replayed`, { event: ev.index, bank });
     }
     const prev = values.get(ev.pcrIndex) ?? initialValue(ev.pcrIndex, h.size, log.startupLocality);
-    const next = digestOf(h.node, Buffer.concat([prev, d.digest]));
+    const next = extend(h.node, prev, d.digest);
     values.set(ev.pcrIndex, next);
     if (keepHistory) {
       let list = history.get(ev.pcrIndex);
