@@ -401,22 +401,19 @@ const DECODED_MEMO_MAX_DATA = 64 * 1024;
 /** Bound on what the memo holds, counting an entry as three times its data (the key and the hex it decodes to). */
 const DECODED_MEMO_MAX_BYTES = 16 * 1024 * 1024;
 interface Remembered {
-  /** event type and digests, for the same data under another type or digest */
-  head: string;
   decoded: DecodedEvent;
   digestVerified: boolean | undefined;
 }
-/** By event data (as a latin1 string: hashed and compared natively), the decodings of events with that data. */
-const decodedMemo = new Map<string, Remembered[]>();
-let decodedMemoEntries = 0;
+/** By key (see decodeEventShared; a flat string, hashed and compared natively), the decoded event. */
+const decodedMemo = new Map<string, Remembered>();
 let decodedMemoBytes = 0;
 
 /** What the memo of decoded events holds now (for tests of its bounds). */
 export function decodedMemoUsage(): { entries: number; bytes: number; maxEntries: number; maxBytes: number } {
-  return { entries: decodedMemoEntries, bytes: decodedMemoBytes, maxEntries: DECODED_MEMO_SIZE, maxBytes: DECODED_MEMO_MAX_BYTES };
+  return { entries: decodedMemo.size, bytes: decodedMemoBytes, maxEntries: DECODED_MEMO_SIZE, maxBytes: DECODED_MEMO_MAX_BYTES };
 }
 
-const memoCost = (data: string, n: number): number => n * (3 * data.length + 256);
+const memoCost = (key: string): number => 3 * key.length + 256;
 
 /** Freezes what a remembered result shares between logs (typed arrays cannot be frozen: they are copies). */
 function deepFreeze<T>(v: T): T {
@@ -426,33 +423,29 @@ function deepFreeze<T>(v: T): T {
 }
 
 /**
- * decodeEvent, remembered by everything its result depends on: the event type, the digests and the data (a
- * Spec ID header, which depends on the log's header too, is never remembered). The result is frozen and may
- * be shared by several logs; it holds no view into any log's buffer.
+ * decodeEvent, remembered by everything its result depends on: the event type, the digests and the data. The
+ * caller names them by `key`: the event's bytes as they stand in the log (pcrIndex, type, digests, size, data)
+ * after the log's layout (legacy or crypto-agile, and the digest sizes its Spec ID declares, which decide where
+ * those bytes split), one string made without decoding anything. A Spec ID header, which depends on the log's
+ * header too, is never remembered. The result is frozen and may be shared by several logs; it holds no view
+ * into any log's buffer.
  */
-export function decodeEventShared(ev: TcgEvent, specId: SpecIdEvent | undefined): { decoded: DecodedEvent; digestVerified: boolean | undefined } {
+export function decodeEventShared(ev: TcgEvent, specId: SpecIdEvent | undefined, key: () => string): { decoded: DecodedEvent; digestVerified: boolean | undefined } {
   if (specId !== undefined || ev.data.length > DECODED_MEMO_MAX_DATA) return decodeEvent(ev, specId);
-  const data = Buffer.from(ev.data.buffer, ev.data.byteOffset, ev.data.byteLength).toString('latin1');
-  let head = `${ev.eventType}`;
-  for (const d of ev.digests) head += `|${d.alg}:${Buffer.from(d.digest.buffer, d.digest.byteOffset, d.digest.byteLength).toString('hex')}`;
-  const variants = decodedMemo.get(data);
-  const known = variants?.find((v) => v.head === head);
+  const k = key();
+  const known = decodedMemo.get(k);
   if (known !== undefined) return { decoded: known.decoded, digestVerified: known.digestVerified };
   const fresh = decodeEvent(ev, specId);
   const d = fresh.decoded;
-  const kept: Remembered = { head, decoded: deepFreeze(d.kind === 'efiVariable' ? { ...d, variableData: d.variableData.slice() } : d), digestVerified: fresh.digestVerified };
-  const cost = memoCost(data, 1);
-  // Oldest data first: hostile logs full of one-off events only push out each other.
-  while (decodedMemo.size > 0 && (decodedMemoEntries >= DECODED_MEMO_SIZE || decodedMemoBytes + cost > DECODED_MEMO_MAX_BYTES)) {
-    const [oldest, gone] = decodedMemo.entries().next().value as [string, Remembered[]];
+  const kept: Remembered = { decoded: deepFreeze(d.kind === 'efiVariable' ? { ...d, variableData: d.variableData.slice() } : d), digestVerified: fresh.digestVerified };
+  const cost = memoCost(k);
+  // Oldest first: hostile logs full of one-off events only push out each other.
+  while (decodedMemo.size > 0 && (decodedMemo.size >= DECODED_MEMO_SIZE || decodedMemoBytes + cost > DECODED_MEMO_MAX_BYTES)) {
+    const oldest = decodedMemo.keys().next().value as string;
     decodedMemo.delete(oldest);
-    decodedMemoEntries -= gone.length;
-    decodedMemoBytes -= memoCost(oldest, gone.length);
+    decodedMemoBytes -= memoCost(oldest);
   }
-  const list = decodedMemo.get(data);
-  if (list) list.push(kept);
-  else decodedMemo.set(data, [kept]);
-  decodedMemoEntries++;
+  decodedMemo.set(k, kept);
   decodedMemoBytes += cost;
   return { decoded: kept.decoded, digestVerified: kept.digestVerified };
 }

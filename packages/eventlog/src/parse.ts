@@ -183,8 +183,16 @@ function parseLog(bytes: Uint8Array, kind: 'tpm' | 'ccel', opts: ParseOptions): 
 
   let startupLocality: number | undefined;
   const banks = format === 'crypto-agile' ? specId!.algorithms.map((a) => a.bank) : ['sha1'];
-  for (const ev of events) {
-    const { decoded, digestVerified } = decode || ev.eventType === EventType.EV_NO_ACTION ? decodeEventShared(ev, ev.index === 0 ? specId : undefined) : { decoded: { kind: 'unknown' } as DecodedEvent, digestVerified: undefined };
+  // How an event's bytes split into digests and data: the memo of decoded events keys on this and the bytes.
+  const layout = `${format}:${[...sizes.values()].map((a) => `${a.alg}/${a.digestSize}`).join(',')}|`;
+  const raw = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  for (let i = 0; i < events.length; i++) {
+    const ev = events[i]!;
+    const end = i + 1 < events.length ? events[i + 1]!.offset : length;
+    const { decoded, digestVerified } =
+      decode || ev.eventType === EventType.EV_NO_ACTION
+        ? decodeEventShared(ev, ev.index === 0 ? specId : undefined, () => layout + raw.toString('latin1', ev.offset, end))
+        : { decoded: { kind: 'unknown' } as DecodedEvent, digestVerified: undefined };
     ev.decoded = decoded;
     ev.digestVerified = digestVerified;
     if (decoded.kind === 'startupLocality') {
