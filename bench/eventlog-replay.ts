@@ -3,6 +3,8 @@
 // joinguard is timed in-process (parse + decode + digest checks + replay of every bank, and parse + replay
 // without decoding); tpm2_eventlog is a separate process per log, so its figure includes process start and
 // YAML output: that is how a script would use it. Its per-process floor is measured with `tpm2_eventlog --version`.
+// The same logs are parsed round after round, so after the first their events' decodings and PCR extends come
+// from the eventlog package's memos, as they do for the nodes of a pool that boot one image.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
