@@ -50,6 +50,9 @@ const wellFormed: (s: string) => boolean =
     ? (s) => (s as unknown as { isWellFormed(): boolean }).isWellFormed()
     : (s) => !LONE_SURROGATE.test(s);
 
+/** What JSON.stringify escapes in a well-formed string: the quote, the backslash and C0 controls. */
+const NEEDS_ESCAPE = /["\\\u0000-\u001f]/;
+
 /**
  * Sorts member names by UTF-16 code units, as Array.prototype.sort does by default. Small objects, the most
  * common kind and often in order already, take an insertion sort, which is several times faster there.
@@ -105,11 +108,13 @@ function walk(v: unknown, depth: number, w: Walk): void {
       return;
     case 'string':
       if (!wellFormed(v)) bad(w, depth, v, 'a string with a lone UTF-16 surrogate (not valid Unicode)');
-      if (w.out) w.text += JSON.stringify(v);
+      // Most strings (names, hex, base64) need no escape: quoted as they are, they are not copied here.
+      if (w.out) w.text += NEEDS_ESCAPE.test(v) ? JSON.stringify(v) : `"${v}"`;
       return;
     case 'number':
       if (!Number.isFinite(v)) bad(w, depth, v, 'not a finite number');
-      if (w.out) w.text += JSON.stringify(v);
+      // Number::toString, as JSON.stringify writes a finite number (-0 as 0).
+      if (w.out) w.text += `${v}`;
       return;
     case 'object':
       break;
