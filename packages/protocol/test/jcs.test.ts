@@ -146,6 +146,15 @@ describe('canonicalJson (RFC 8785)', () => {
     expect(canonicalJson({ b: shared, a: shared })).toBe('{"a":{"x":1},"b":{"x":1}}');
   });
 
+  it('leaves out symbol-named and non-enumerable members, as JSON.stringify does, so the text is all that is signed', () => {
+    const v: Record<string | symbol, unknown> = { b: 2, a: 1 };
+    v[Symbol('hidden')] = 'not JSON';
+    Object.defineProperty(v, 'c', { value: 3, enumerable: false });
+    expect(canonicalJson(v)).toBe('{"a":1,"b":2}');
+    expect(canonicalJson(v)).toBe(canonicalize(JSON.parse(JSON.stringify(v))));
+    expect(() => assertJsonValue(v)).not.toThrow();
+  });
+
   it('is idempotent and agrees with JSON.parse for arbitrary JSON', () => {
     fc.assert(
       fc.property(fc.jsonValue(), (v) => {
