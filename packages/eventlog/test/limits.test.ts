@@ -1,20 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { isJoinguardError } from '@joinguard/core';
-import { readVector } from '@joinguard/core/testing';
+import { readVector, codeOf } from '@joinguard/core/testing';
 import { EventType, LIMITS, comparePcrs, decodeDevicePath, parseCcel, parseEventLog, replayPcrs, replayRtmrs, summarizeEvent } from '@joinguard/eventlog';
 import { decodedMemoUsage } from '../src/decode.js';
 import { buildAgileLog } from './helpers.js';
-
-function codeOf(f: () => unknown): string | undefined {
-  try {
-    f();
-  } catch (e) {
-    if (isJoinguardError(e)) return e.code;
-    throw e;
-  }
-  return undefined;
-}
 
 const sep = (pcr: number) => ({ pcr, type: EventType.EV_SEPARATOR, data: new Uint8Array(4) });
 

@@ -1,16 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { isJoinguardError } from '@joinguard/core';
+import { codeOf as code } from '@joinguard/core/testing';
 import { fromB64, fromB64url } from '../src/index.js';
-
-const code = (f: () => unknown): string | undefined => {
-  try {
-    f();
-  } catch (e) {
-    if (isJoinguardError(e)) return e.code;
-    throw e;
-  }
-  return undefined;
-};
 
 describe('strict base64 decoding of evidence fields', () => {
   it('decodes padded and unpadded standard base64 to the same bytes', () => {

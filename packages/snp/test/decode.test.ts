@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { expectedDecodedFields, readVector } from '@joinguard/core/testing';
-import { isJoinguardError, toHex } from '@joinguard/core';
+import { expectedDecodedFields, readVector, codeOf } from '@joinguard/core/testing';
+import { toHex } from '@joinguard/core';
 import {
   decodeReport,
   decodeTcb,
@@ -15,16 +15,6 @@ import {
   type SnpReport,
 } from '../src/index.js';
 import { manifestRow, stated, matchesElided } from './manifest.js';
-
-function codeOf(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (e) {
-    if (isJoinguardError(e)) return e.code;
-    throw e;
-  }
-  return undefined;
-}
 
 const tcbRaw: Record<string, (r: SnpReport) => bigint> = {
   current_tcb: (r) => r.currentTcb,

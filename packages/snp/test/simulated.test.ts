@@ -3,18 +3,9 @@ import { randomBytes } from 'node:crypto';
 import { isJoinguardError } from '@joinguard/core';
 import { decodeReport, inspectReport, REPORT_LAYOUT, SnpErrorCode, verifyReport, type SnpCollateral, type SnpVerifyOptions, type TcbVersion } from '../src/index.js';
 import { createTestAuthority, createTestCrl, issueTestLeaf, makeTestReport, signTestReport, type TestAuthority, type TestLeaf } from '../src/testing.js';
+import { codeOf } from '@joinguard/core/testing';
 
 const NOW = new Date('2026-11-23T00:00:00Z');
-
-function codeOf(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (e) {
-    if (isJoinguardError(e)) return e.code;
-    throw e;
-  }
-  return undefined;
-}
 
 describe('simulated signer: Milan v3', () => {
   let auth: TestAuthority;

@@ -1,8 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import { readVector, readVectorText, vectorPath } from '@joinguard/core/testing';
-import { isJoinguardError } from '@joinguard/core';
+import { readVector, readVectorText, vectorPath, codeOf } from '@joinguard/core/testing';
 import {
   amdTrustStore,
   ChainCache,
@@ -21,16 +20,6 @@ import { readTlv } from '../src/der.js';
 import { manifestArkFingerprints, manifestRow, matchesElided, stated } from './manifest.js';
 
 const TODAY = new Date('2026-11-23T00:00:00Z');
-
-function codeOf(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (e) {
-    if (isJoinguardError(e)) return e.code;
-    throw e;
-  }
-  return undefined;
-}
 
 function verify(report: Uint8Array, c: SnpCollateral, o: Partial<SnpVerifyOptions> = {}) {
   return verifyReport(report, c, { now: TODAY, ...o });

@@ -2,18 +2,8 @@ import { createHash, generateKeyPairSync, sign } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { isJoinguardError } from '@joinguard/core';
-import { readVectorText } from '@joinguard/core/testing';
+import { readVectorText, codeOf as code } from '@joinguard/core/testing';
 import { decodeAttest, decodePublic, decodeSignature, tpmName, verifyQuote } from '@joinguard/tpm';
-
-function code(f: () => unknown): string | undefined {
-  try {
-    f();
-  } catch (e) {
-    if (isJoinguardError(e)) return e.code;
-    throw e;
-  }
-  return undefined;
-}
 
 const u16 = (v: number): Buffer => Buffer.from([v >> 8, v & 0xff]);
 const u32 = (v: number): Buffer => {

@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { isJoinguardError } from '@joinguard/core';
 import { decodePublic, publicKeyObject, tpmName, verifyQuote } from '@joinguard/tpm';
 import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { Swtpm } from './swtpm.js';
+import { codeOf as code } from '@joinguard/core/testing';
 
 let tpm: Swtpm;
 const NONCE = '5ea1ed0f0123456789abcdef';
@@ -15,16 +15,6 @@ beforeAll(async () => {
   tpm.run('tpm2_pcrextend', [`0:sha256=${'cd'.repeat(32)}`]);
 });
 afterAll(() => tpm?.stop());
-
-function code(f: () => unknown): string | undefined {
-  try {
-    f();
-  } catch (e) {
-    if (isJoinguardError(e)) return e.code;
-    throw e;
-  }
-  return undefined;
-}
 
 const KEYS = [
   { name: 'ECC P-256 ECDSA', G: 'ecc', s: 'ecdsa' },

@@ -1,20 +1,9 @@
 import { createPublicKey, type JsonWebKey } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { isJoinguardError } from '@joinguard/core';
-import { readVector, readVectorText } from '@joinguard/core/testing';
+import { readVector, readVectorText, codeOf as code } from '@joinguard/core/testing';
 import { decodeAttest, decodeSignature, verifyQuote, type PcrValues, type TpmtSignature } from '@joinguard/tpm';
 
 const manifest = readVectorText('MANIFEST.md');
-
-function code(f: () => unknown): string | undefined {
-  try {
-    f();
-  } catch (e) {
-    if (isJoinguardError(e)) return e.code;
-    throw e;
-  }
-  return undefined;
-}
 
 const sha256Bank = (values: string[]): PcrValues => ({ sha256: Object.fromEntries(values.map((v, i) => [i, v])) });
 

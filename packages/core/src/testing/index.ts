@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { isJoinguardError } from '../errors.js';
 
 /** The repository root (this file is packages/core/src/testing/index.ts). */
 export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../../../..');
@@ -63,4 +64,15 @@ export async function freePortPair(): Promise<number> {
     if (p > 0 && p < 65535 && (await bindable(p + 1))) return p;
   }
   throw new Error('no pair of consecutive free loopback ports found');
+}
+
+/** The code of the JoinguardError `f` throws, or undefined when it returns; any other throw is rethrown. */
+export function codeOf(f: () => unknown): string | undefined {
+  try {
+    f();
+  } catch (e) {
+    if (isJoinguardError(e)) return e.code;
+    throw e;
+  }
+  return undefined;
 }
