@@ -1,6 +1,5 @@
-import * as crypto from 'node:crypto';
-import { createHash, getHashes } from 'node:crypto';
-import { ByteReader, JoinguardError, reject, toHex } from '@joinguard/core';
+import { getHashes } from 'node:crypto';
+import { ByteReader, JoinguardError, digest, reject, toHex } from '@joinguard/core';
 import { EventType, Guid, HashAlg, LIMITS } from './constants.js';
 import type { SpecIdEvent, TcgEvent } from './parse.js';
 
@@ -74,17 +73,10 @@ export type DecodedEvent =
 
 const nodeHashes = new Set(getHashes());
 
-/** One-shot crypto.hash (Node ≥ 20.12) is several times cheaper than createHash for small inputs. */
-const oneShot = (crypto as unknown as { hash?: (alg: string, data: Uint8Array, enc: 'buffer') => Buffer }).hash;
-
-export function digestOf(node: string, data: Uint8Array): Buffer {
-  return oneShot ? oneShot(node, data, 'buffer') : createHash(node).update(data).digest();
-}
-
 function hashOf(alg: number, data: Uint8Array): Uint8Array | undefined {
   const h = HashAlg[alg];
   if (!h || !nodeHashes.has(h.node)) return undefined;
-  return digestOf(h.node, data);
+  return digest(h.node, data);
 }
 
 function eq(a: Uint8Array, b: Uint8Array): boolean {
@@ -181,7 +173,7 @@ export function decodeSignatureLists(data: Uint8Array): SignatureList[] {
       const owner = formatGuid(r.bytes(16, 'SignatureOwner'));
       const body = r.bytes(sigSize - 16, 'SignatureData');
       const entry: SignatureEntry = { owner, data: toHex(body) };
-      if (signatureType === Guid.EFI_CERT_X509) entry.sha256 = createHash('sha256').update(body).digest('hex');
+      if (signatureType === Guid.EFI_CERT_X509) entry.sha256 = digest('sha256', body, 'hex');
       entries.push(entry);
     }
     lists.push({ signatureType, signatureTypeName: sigTypeNames[signatureType] ?? 'unknown', entries });
@@ -343,7 +335,7 @@ function authorityEntry(data: Uint8Array): SignatureList[] | undefined {
     {
       signatureType: Guid.EFI_CERT_X509,
       signatureTypeName: owner === undefined ? 'X509 certificate' : 'EFI_SIGNATURE_DATA',
-      entries: [{ ...(owner !== undefined ? { owner } : {}), data: toHex(der), sha256: createHash('sha256').update(der).digest('hex') }],
+      entries: [{ ...(owner !== undefined ? { owner } : {}), data: toHex(der), sha256: digest('sha256', der, 'hex') }],
     },
   ];
   if (derSequenceLength(data) === data.length) return cert(undefined, data);

@@ -1,8 +1,8 @@
 import { getHashes } from 'node:crypto';
-import { reject, toHex } from '@joinguard/core';
+import { digest, reject, toHex } from '@joinguard/core';
 import { EventType, HashAlg } from './constants.js';
 import type { EventLog, TcgEvent } from './parse.js';
-import { digestOf, summarizeEvent } from './decode.js';
+import { summarizeEvent } from './decode.js';
 
 /** bank → PCR index → hex value. */
 export type PcrBanks = { [bank: string]: { [pcr: number]: string } };
@@ -67,12 +67,12 @@ export function extendedPcrs(log: EventLog): number[] {
 const EXTEND_MEMO_SIZE = 4096;
 const extendMemo = new Map<string, Buffer>();
 
-function extend(node: string, prev: Buffer, digest: Uint8Array): Buffer {
-  const input = Buffer.concat([prev, digest]);
+function extend(node: string, prev: Buffer, eventDigest: Uint8Array): Buffer {
+  const input = Buffer.concat([prev, eventDigest]);
   const key = `${node}:${input.toString('latin1')}`;
   const known = extendMemo.get(key);
   if (known !== undefined) return known;
-  const next = digestOf(node, input);
+  const next = digest(node, input);
   if (extendMemo.size >= EXTEND_MEMO_SIZE) extendMemo.delete(extendMemo.keys().next().value as string);
   extendMemo.set(key, next);
   return next;

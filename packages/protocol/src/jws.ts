@@ -1,9 +1,9 @@
-import { KeyObject, constants, createHash, sign } from 'node:crypto';
+import { KeyObject, constants, sign } from 'node:crypto';
 import type { CryptoKey, JWK, KeyObject as JoseKeyObject } from 'jose';
 
 /** What jose and node:crypto call a signing key. */
 export type SignerKey = CryptoKey | JoseKeyObject | KeyObject;
-import { reject } from '@joinguard/core';
+import { digest, reject } from '@joinguard/core';
 
 export type JwsAlgorithm = 'ES256' | 'ES384' | 'EdDSA' | 'PS256';
 
@@ -61,5 +61,5 @@ export function jwkThumbprintSync(jwk: JWK): string {
     if (typeof v !== 'string' || v.length === 0) throw reject('PROTOCOL_BAD_JWK', `cannot compute the JWK thumbprint: "${m}" is missing or not a string`, { member: m });
     parts.push(`${JSON.stringify(m)}:${JSON.stringify(v)}`);
   }
-  return createHash('sha256').update(`{${parts.join(',')}}`, 'utf8').digest('base64url');
+  return digest('sha256', `{${parts.join(',')}}`, 'base64url');
 }

@@ -1,5 +1,5 @@
-import { createHash, createPublicKey, type JsonWebKey, type KeyObject } from 'node:crypto';
-import { ByteReader, reject, toHex, wrapError } from '@joinguard/core';
+import { createPublicKey, type JsonWebKey, type KeyObject } from 'node:crypto';
+import { ByteReader, digest, reject, toHex, wrapError } from '@joinguard/core';
 
 /*
  * The Azure CVM "HCL report" the paravisor writes to vTPM NV 0x01400001 (MANIFEST.md, azure section):
@@ -86,5 +86,5 @@ export function decodeHclReport(bytes: Uint8Array): HclReport {
 }
 
 export function sha256(b: Uint8Array): Uint8Array {
-  return new Uint8Array(createHash('sha256').update(b).digest());
+  return new Uint8Array(digest('sha256', b));
 }
