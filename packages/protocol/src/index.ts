@@ -48,6 +48,7 @@ export type {
   ErrorReply,
   AuditRecord,
   RecordDraft,
+  BlobInput,
   SignedRecord,
   RecordQuery,
   RecordPage,

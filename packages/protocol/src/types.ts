@@ -209,6 +209,17 @@ export interface RecordDraft {
   purpose?: Purpose;
   /** plain JSON: evidence (or its digest and a blob reference), checks, policy digest … */
   body: Record<string, unknown>;
+  /**
+   * Content the body names by SHA-256 instead of carrying it (an event log, which every re-attestation of a
+   * node repeats): stored once per digest, durably before the record is, and served by `getBlob`.
+   */
+  blobs?: BlobInput[];
+}
+
+/** A blob for the store: its bytes and the lowercase hex SHA-256 the record names it by. */
+export interface BlobInput {
+  sha256: string;
+  data: Uint8Array;
 }
 
 /** A record as stored and served: the decoded payload and the compact JWS that carries it. */

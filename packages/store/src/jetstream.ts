@@ -4,6 +4,8 @@ import { DeliverPolicy, DiscardPolicy, RetentionPolicy, StorageType, jetstream, 
 import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import type { KV } from '@nats-io/kv';
+import { Objm } from '@nats-io/obj';
+import type { ObjectStore } from '@nats-io/obj';
 import type { JSONWebKeySet } from 'jose';
 import { JoinguardError, inputError } from '@joinguard/core';
 import type { NodeState, RecordDraft, RecordPage, RecordQuery, SignedRecord } from '@joinguard/protocol';
@@ -14,7 +16,7 @@ import { encodeCursor, matchesQuery, normalizeQuery } from './query.js';
 import { GENESIS_PREV, buildRecord, checkLogName, checkNodeName, decodeRecordJws, jwsPayloadHash, prepareDraft, signRecord } from './records.js';
 import type { RecordSigner } from './records.js';
 import type { ChainVerification, NodeStateInput, RecordStore } from './store.js';
-import { nonceKey, serialize } from './util.js';
+import { KnownBlobs, blobsToWrite, isBlobName, nonceKey, serialize } from './util.js';
 
 export interface JetStreamStoreOptions {
   /** NATS URL(s); ignored when `connection` is given */
@@ -33,6 +35,10 @@ export interface JetStreamStoreOptions {
   nodeBucket?: string;
   /** record id → stream sequence, for get() */
   indexBucket?: string;
+  /** object store of the blobs records name by SHA-256 */
+  blobBucket?: string;
+  /** largest blob accepted (default 64 MiB) */
+  maxBlobBytes?: number;
   /** refuse message deletion and purges on the stream (default true) */
   denyDelete?: boolean;
   now?: () => Date;
@@ -65,6 +71,7 @@ const conflictBackoff = (attempt: number) => sleep(Math.floor(Math.random() * Ma
  */
 export class JetStreamRecordStore implements RecordStore {
   private readonly queues = new Map<string, Promise<unknown>>();
+  private readonly knownBlobs = new KnownBlobs();
 
   private constructor(
     private readonly nc: NatsConnection,
@@ -74,6 +81,8 @@ export class JetStreamRecordStore implements RecordStore {
     private readonly nonces: KV,
     private readonly nodes: KV,
     private readonly index: KV,
+    private readonly blobs: ObjectStore,
+    private readonly maxBlobBytes: number,
     private readonly signer: RecordSigner,
     private readonly stream: string,
     private readonly prefix: string,
@@ -114,6 +123,7 @@ export class JetStreamRecordStore implements RecordStore {
       const nonces = await kvm.create(opts.nonceBucket ?? 'joinguard-nonces', { replicas, ttl: nonceTtlMs, history: 1 });
       const nodes = await kvm.create(opts.nodeBucket ?? 'joinguard-nodes', { replicas, history: 5 });
       const index = await kvm.create(opts.indexBucket ?? 'joinguard-record-ids', { replicas, history: 1 });
+      const blobs = await new Objm(nc).create(opts.blobBucket ?? 'joinguard-blobs', { replicas, storage: StorageType.File });
       return new JetStreamRecordStore(
         nc,
         opts.connection === undefined,
@@ -122,6 +132,8 @@ export class JetStreamRecordStore implements RecordStore {
         nonces,
         nodes,
         index,
+        blobs,
+        opts.maxBlobBytes ?? 64 * 1024 * 1024,
         opts.signer,
         stream,
         prefix,
@@ -142,9 +154,13 @@ export class JetStreamRecordStore implements RecordStore {
   async append(draft: RecordDraft): Promise<SignedRecord> {
     const fixed = prepareDraft(draft, this.now());
     const subject = this.subject(draft.log);
+    const blobs = blobsToWrite(draft.blobs, this.maxBlobBytes, this.knownBlobs);
     if (draft.id !== undefined && (await this.index.get(fixed.id).catch(() => null))?.operation === 'PUT') {
       throw inputError('STORE_DUPLICATE_ID', `a record with id ${fixed.id} already exists`, { id: fixed.id });
     }
+    // Blobs first: once a record is in the stream, whatever it names is there too (an append that fails after
+    // this leaves an unnamed blob, which is harmless and is named by the retry).
+    for (const b of blobs) await this.putBlob(b.sha256, b.data);
     return serialize(this.queues, draft.log, async () => {
       let transient = 0;
       let headMissing = false;
@@ -202,6 +218,26 @@ export class JetStreamRecordStore implements RecordStore {
       }
       throw new JoinguardError('STORE_CONFLICT', `jetstream store: log ${draft.log} kept moving; gave up after ${this.maxRetries} attempts`, { log: draft.log }, { kind: 'internal' });
     });
+  }
+
+  /** Stores a blob unless it is there already (another replica may have stored the same content). */
+  private async putBlob(sha256: string, data: Uint8Array): Promise<void> {
+    try {
+      const info = await this.blobs.info(sha256);
+      if (info === null || info.deleted || info.size !== data.byteLength) await this.blobs.putBlob({ name: sha256 }, data);
+    } catch (e) {
+      throw io(e, `storing blob ${sha256}`);
+    }
+    this.knownBlobs.add(sha256);
+  }
+
+  async getBlob(sha256: string): Promise<Uint8Array | undefined> {
+    if (!isBlobName(sha256)) return undefined;
+    try {
+      return (await this.blobs.getBlob(sha256)) ?? undefined;
+    } catch (e) {
+      throw io(e, `reading blob ${sha256}`);
+    }
   }
 
   /** Messages of the stream matching `filter`, from stream sequence `startSeq` on, in order. */

@@ -18,14 +18,23 @@ export interface RecordRow {
   jws: string;
 }
 
+/** A blobs row: content named by its SHA-256 (checked by the store before it gets here). */
+export interface BlobRow {
+  sha256: string;
+  data: Uint8Array;
+}
+
 /**
  * Every write the SQLite store makes. Reads stay on the caller's connection; writes go through one of these,
  * either on that connection (in-memory stores) or in a thread of their own, so that the fsync of a commit
  * never stops the event loop that is appraising the next requests.
  */
 export interface SqliteWriter {
-  /** Inserts `rows` if the log's head is still `expectedLast`; fsynced (synchronous=FULL) before it resolves. */
-  insertIfHead(log: string, expectedLast: number, rows: RecordRow[]): Promise<boolean>;
+  /**
+   * Inserts `rows` if the log's head is still `expectedLast`, with the blobs they name (kept if already there)
+   * in the same transaction; fsynced (synchronous=FULL) before it resolves.
+   */
+  insertIfHead(log: string, expectedLast: number, rows: RecordRow[], blobs: BlobRow[]): Promise<boolean>;
   /** true when the nonce was not yet recorded; deletes entries expired at `gcBefore` first, when given. */
   addNonce(key: string, expiresMs: number, gcBefore: number | null): Promise<boolean>;
   putNode(name: string, state: string): Promise<boolean>;
@@ -46,13 +55,16 @@ export function writeOps(db: Db): Ops {
     `INSERT INTO records (id, log, seq, kind, time, time_ms, node, tee, verdict, purpose, hash, jws)
      VALUES (@id, @log, @seq, @kind, @time, @time_ms, @node, @tee, @verdict, @purpose, @hash, @jws)`,
   );
+  const blobAdd = db.prepare('INSERT OR IGNORE INTO blobs (sha256, data) VALUES (?, ?)');
   const nonceGc = db.prepare('DELETE FROM nonces WHERE expires_ms <= ?');
   const nonceAdd = db.prepare('INSERT OR IGNORE INTO nonces (key, expires_ms) VALUES (?, ?)');
   const nodeGet = db.prepare('SELECT state FROM nodes WHERE name = ?');
   const nodePut = db.prepare('INSERT INTO nodes (name, state) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET state = excluded.state');
-  const insertTx = db.transaction((log: string, expectedLast: number, rows: unknown[]) => {
+  const insertTx = db.transaction((log: string, expectedLast: number, rows: unknown[], blobs: { sha256: string; data: Uint8Array }[]) => {
     const head = last.get(log) as { seq: number } | undefined;
     if ((head === undefined ? 0 : head.seq) !== expectedLast) return false;
+    // Posted to the writer thread, a Buffer arrives as a plain Uint8Array; the driver binds Buffers as BLOBs.
+    for (const b of blobs) blobAdd.run(b.sha256, Buffer.from(b.data.buffer, b.data.byteOffset, b.data.byteLength));
     for (const row of rows) insert.run(row);
     return true;
   });
@@ -65,10 +77,10 @@ export function writeOps(db: Db): Ops {
   return {
     // IMMEDIATE takes the write lock up front, so two processes cannot both read the same head. Only record
     // batches are fsynced: their fsync of the append-only WAL also covers the nonce and node frames before them.
-    insertIfHead(log, expectedLast, rows) {
+    insertIfHead(log, expectedLast, rows, blobs) {
       db.pragma('synchronous = FULL');
       try {
-        return insertTx.immediate(log, expectedLast, rows);
+        return insertTx.immediate(log, expectedLast, rows, blobs);
       } finally {
         db.pragma('synchronous = NORMAL');
       }

@@ -10,9 +10,9 @@ import { encodeCursor, normalizeQuery } from './query.js';
 import { GENESIS_PREV, buildRecord, checkLogName, checkNodeName, decodeRecordJws, prepareDraft, signRecord } from './records.js';
 import type { RecordSigner } from './records.js';
 import type { ChainVerification, NodeStateInput, RecordStore } from './store.js';
-import { nonceKey } from './util.js';
+import { KnownBlobs, blobsToWrite, isBlobName, nonceKey } from './util.js';
 import { inlineWriter, threadWriter } from './sqlite-writer.js';
-import type { RecordRow, SqliteWriter } from './sqlite-writer.js';
+import type { BlobRow, RecordRow, SqliteWriter } from './sqlite-writer.js';
 
 export interface SqliteStoreOptions {
   /** database file; ':memory:' for throw-away stores */
@@ -58,6 +58,10 @@ CREATE TABLE IF NOT EXISTS nonces (
   expires_ms INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS nonces_expiry ON nonces (expires_ms);
+CREATE TABLE IF NOT EXISTS blobs (
+  sha256 TEXT PRIMARY KEY,
+  data   BLOB NOT NULL
+);
 CREATE TABLE IF NOT EXISTS nodes (
   name  TEXT PRIMARY KEY,
   state TEXT NOT NULL
@@ -71,6 +75,8 @@ const MAX_BATCH = 256;
 interface Pending {
   draft: RecordDraft;
   fixed: { id: string; time: string };
+  /** the draft's blobs not known to be stored yet, checked against their digests */
+  blobs: BlobRow[];
   resolve: (r: SignedRecord) => void;
   reject: (e: unknown) => void;
 }
@@ -91,7 +97,8 @@ export class SqliteRecordStore implements RecordStore {
   private readonly now: () => Date;
   private readonly maxRetries: number;
   private readonly maxRecordBytes: number;
-  private readonly st: Record<'last' | 'byId' | 'chain' | 'logs' | 'nodeGet' | 'nodeList', Statement>;
+  private readonly st: Record<'last' | 'byId' | 'chain' | 'logs' | 'nodeGet' | 'nodeList' | 'blob', Statement>;
+  private readonly knownBlobs = new KnownBlobs();
   private readonly writer: SqliteWriter;
   private readonly pending = new Map<string, Pending[]>();
   private lastNonceGc = 0;
@@ -117,6 +124,7 @@ export class SqliteRecordStore implements RecordStore {
         logs: this.db.prepare('SELECT DISTINCT log FROM records ORDER BY log'),
         nodeGet: this.db.prepare('SELECT state FROM nodes WHERE name = ?'),
         nodeList: this.db.prepare('SELECT state FROM nodes ORDER BY name'),
+        blob: this.db.prepare('SELECT data FROM blobs WHERE sha256 = ?'),
       };
     } catch (e) {
       throw io(e, `opening ${opts.path}`);
@@ -136,10 +144,11 @@ export class SqliteRecordStore implements RecordStore {
    */
   async append(draft: RecordDraft): Promise<SignedRecord> {
     const fixed = prepareDraft(draft, this.now());
+    const blobs = blobsToWrite(draft.blobs, this.maxRecordBytes, this.knownBlobs);
     if (!this.db.open) throw new JoinguardError('STORE_CLOSED', 'sqlite store is closed', {}, { kind: 'internal' });
     return new Promise<SignedRecord>((resolve, reject) => {
       const queue = this.pending.get(draft.log) ?? [];
-      queue.push({ draft, fixed, resolve, reject });
+      queue.push({ draft, fixed, blobs, resolve, reject });
       this.pending.set(draft.log, queue);
       if (!this.draining.has(draft.log)) this.draining.set(draft.log, this.drain(draft.log));
     });
@@ -178,6 +187,7 @@ export class SqliteRecordStore implements RecordStore {
       let seq = head?.seq ?? 0;
       let prev = head?.hash ?? GENESIS_PREV;
       const rows: RecordRow[] = [];
+      const blobs = new Map<string, BlobRow>();
       const built: { p: Pending; signed: SignedRecord }[] = [];
       for (const p of batch) {
         const record = buildRecord(p.draft, p.fixed, seq + 1, prev);
@@ -212,6 +222,7 @@ export class SqliteRecordStore implements RecordStore {
           hash,
           jws,
         });
+        for (const b of p.blobs) blobs.set(b.sha256, b);
         built.push({ p, signed: { record, jws } });
         seq++;
         prev = hash;
@@ -219,7 +230,7 @@ export class SqliteRecordStore implements RecordStore {
       if (rows.length === 0) return;
       let inserted: boolean;
       try {
-        inserted = await this.writer.insertIfHead(log, head?.seq ?? 0, rows);
+        inserted = await this.writer.insertIfHead(log, head?.seq ?? 0, rows, [...blobs.values()]);
       } catch (e) {
         const code = (e as { code?: string }).code;
         if (code === 'SQLITE_CONSTRAINT_UNIQUE' && /records\.id/.test((e as Error).message)) {
@@ -237,6 +248,7 @@ export class SqliteRecordStore implements RecordStore {
         return;
       }
       if (inserted) {
+        for (const sha256 of blobs.keys()) this.knownBlobs.add(sha256);
         built.forEach((b) => b.p.resolve(b.signed));
         return;
       }
@@ -314,6 +326,17 @@ export class SqliteRecordStore implements RecordStore {
 
   async logs(): Promise<string[]> {
     return (this.st.logs.all() as { log: string }[]).map((r) => r.log);
+  }
+
+  async getBlob(sha256: string): Promise<Uint8Array | undefined> {
+    if (!isBlobName(sha256)) return undefined;
+    let row: { data: Buffer } | undefined;
+    try {
+      row = this.st.blob.get(sha256) as typeof row;
+    } catch (e) {
+      throw io(e, 'reading a blob');
+    }
+    return row === undefined ? undefined : new Uint8Array(row.data.buffer, row.data.byteOffset, row.data.byteLength);
   }
 
   async consumeNonce(nonce: string, expiresAt: Date): Promise<boolean> {

@@ -33,6 +33,8 @@ export interface RecordStore {
   verifyChain(log: string, keys: JSONWebKeySet): Promise<ChainVerification>;
   /** Names of the logs that hold records. */
   logs(): Promise<string[]>;
+  /** A blob a record names (RecordDraft.blobs), by lowercase hex SHA-256; undefined when unknown or misnamed. */
+  getBlob(sha256: string): Promise<Uint8Array | undefined>;
   /** true the first time a nonce is seen before its expiry, false on replay (or when already expired). */
   consumeNonce(nonce: string, expiresAt: Date): Promise<boolean>;
   getNode(name: string): Promise<NodeState | undefined>;

@@ -1,3 +1,4 @@
+import { createHash, randomBytes } from 'node:crypto';
 import { expect, it } from 'vitest';
 import { JoinguardError } from '@joinguard/core';
 import { generateSigningKey } from '@joinguard/protocol';
@@ -249,6 +250,49 @@ export function runStoreContract(makeHarness: () => Promise<StoreHarness>): void
         await replicas[1]!.close();
         await replicas[2]!.close();
       }
+    }));
+
+  const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
+
+  it('keeps the blobs records name, once per digest, and serves them after a reopen', () =>
+    withStore(async ({ h, s, key }) => {
+      const log = new Uint8Array(randomBytes(5000));
+      // Larger than a NATS message may be: the event logs of real nodes can be.
+      const big = new Uint8Array(randomBytes(3 * 1024 * 1024 + 17));
+      const logRef = { sha256: sha256(log), data: log };
+      const [a, b, c] = await Promise.all([
+        s.append(draft(1, { body: { eventLogSha256: logRef.sha256 }, blobs: [logRef] })),
+        s.append(draft(2, { body: { eventLogSha256: logRef.sha256 }, blobs: [logRef, logRef] })),
+        s.append(draft(3, { body: { eventLogSha256: sha256(big) }, blobs: [{ sha256: sha256(big), data: big }] })),
+      ]);
+      expect([a.record.seq, b.record.seq, c.record.seq].sort()).toEqual([1, 2, 3]);
+      // Known already: appended again without its bytes being written twice (or read: they are not checked).
+      await s.append(draft(4, { body: { eventLogSha256: logRef.sha256 }, blobs: [logRef] }));
+      expect(Buffer.from((await s.getBlob(logRef.sha256))!).equals(Buffer.from(log))).toBe(true);
+      expect(Buffer.from((await s.getBlob(sha256(big)))!).equals(Buffer.from(big))).toBe(true);
+      expect(await s.getBlob(sha256(new Uint8Array([1, 2, 3])))).toBeUndefined();
+      for (const bad of ['', 'AB'.repeat(32), '../' + 'a'.repeat(61), 'a'.repeat(63)]) expect(await s.getBlob(bad)).toBeUndefined();
+      const verified = await s.verifyChain('attest', { keys: [key.publicJwk] });
+      expect(verified.ok).toBe(true);
+      await s.close();
+      const again = await h.open({ signer: signerOf(key) });
+      try {
+        expect(Buffer.from((await again.getBlob(logRef.sha256))!).equals(Buffer.from(log))).toBe(true);
+      } finally {
+        await again.close();
+      }
+      // withStore closes `s` again: closing twice must be harmless.
+    }));
+
+  it('refuses a blob whose bytes are not what its name says, and appends nothing then', () =>
+    withStore(async ({ s }) => {
+      const data = new Uint8Array(randomBytes(64));
+      const other = sha256(new Uint8Array(randomBytes(64)));
+      expect(await codeOf(s.append(draft(1, { blobs: [{ sha256: other, data }] })))).toBe('STORE_BLOB_DIGEST_MISMATCH');
+      expect(await codeOf(s.append(draft(2, { blobs: [{ sha256: 'not-a-digest', data }] })))).toBe('STORE_BLOB_INVALID');
+      expect(await codeOf(s.append(draft(3, { blobs: [{ sha256: sha256(data), data: 'text' as never }] })))).toBe('STORE_BLOB_INVALID');
+      expect((await s.query({ log: 'attest' })).records).toHaveLength(0);
+      expect(await s.getBlob(other)).toBeUndefined();
     }));
 
   it('keeps node state', () =>

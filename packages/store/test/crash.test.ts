@@ -5,17 +5,30 @@ import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateSigningKey } from '@joinguard/protocol';
 import type { SigningKey } from '@joinguard/protocol';
-import { openJetStreamStore, openSqliteStore } from '../src/index.js';
+import { createHash } from 'node:crypto';
+import { allRecords, openJetStreamStore, openSqliteStore } from '../src/index.js';
+import type { RecordStore } from '../src/index.js';
 import { appendThenKill } from './crash.js';
 import { startNatsServer } from './nats.js';
 import type { NatsServer } from './nats.js';
 
 // Crash tests live in their own file (each spawns child processes) so that they run beside the other suites.
 
+/** The records whose blob (the one their body names) is missing or not what its name says. */
+async function recordsWithoutTheirBlob(s: RecordStore): Promise<number[]> {
+  const bad: number[] = [];
+  for await (const r of allRecords((q) => s.query(q), { log: 'attest', limit: 500 })) {
+    const name = r.record.body.blob as string;
+    const data = await s.getBlob(name);
+    if (data === undefined || createHash('sha256').update(data).digest('hex') !== name) bad.push(r.record.seq);
+  }
+  return bad;
+}
+
 async function verify(path: string, key: SigningKey) {
   const s = openSqliteStore({ path, signer: { kid: key.kid, privateKey: key.privateKey } });
   try {
-    return await s.verifyChain('attest', { keys: [key.publicJwk] });
+    return { ...(await s.verifyChain('attest', { keys: [key.publicJwk] })), withoutBlob: await recordsWithoutTheirBlob(s) };
   } finally {
     await s.close();
   }
@@ -41,6 +54,7 @@ describe('SQLite store: crash safety', () => {
         const v = await verify(path, key);
         expect(v.ok, v.reason).toBe(true);
         expect(v.count).toBeGreaterThanOrEqual(acknowledged);
+        expect(v.withoutBlob).toEqual([]);
       }
       const db = new Database(path, { readonly: true });
       try {
@@ -56,7 +70,7 @@ describe('SQLite store: crash safety', () => {
 
 describe('JetStream store: crash safety', () => {
   it('kill -9 of an appending process never leaves a torn record; every acknowledged record survives', async () => {
-    const names = { stream: 'JG_CRASH', subjectPrefix: 'jg.crash.records', nonceBucket: 'jg-crash-nonces', nodeBucket: 'jg-crash-nodes', indexBucket: 'jg-crash-ids' };
+    const names = { stream: 'JG_CRASH', subjectPrefix: 'jg.crash.records', nonceBucket: 'jg-crash-nonces', nodeBucket: 'jg-crash-nodes', indexBucket: 'jg-crash-ids', blobBucket: 'jg-crash-blobs' };
     const key: SigningKey = await generateSigningKey();
     let acknowledged = 0;
     for (let round = 0; round < 2; round++) {
@@ -66,6 +80,7 @@ describe('JetStream store: crash safety', () => {
         const v = await s.verifyChain('attest', { keys: [key.publicJwk] });
         expect(v.ok, v.reason).toBe(true);
         expect(v.count).toBeGreaterThanOrEqual(acknowledged);
+        expect(await recordsWithoutTheirBlob(s)).toEqual([]);
       } finally {
         await s.close();
       }
