@@ -366,6 +366,42 @@ describe('joinguard audit verify (tampered records)', () => {
     expect(j.error.message).toMatch(/seq 2/);
   });
 
+  it('an event log blob altered or removed in the file: --reappraise exits 1 naming each record that names it', () => {
+    const names = (path: string) => {
+      const db = new Database(path, { readonly: true });
+      try {
+        return (db.prepare("SELECT id, jws FROM records WHERE kind = 'appraisal' ORDER BY pos").all() as { id: string; jws: string }[]).map((r) => ({
+          id: r.id,
+          blob: (JSON.parse(Buffer.from(r.jws.split('.')[1]!, 'base64url').toString('utf8')) as AuditRecord).body.evidenceBlobs as { eventLog: string } | undefined,
+        }));
+      } finally {
+        db.close();
+      }
+    };
+    const intact = names(store);
+    expect(intact.map((x) => x.id)).toEqual([made.passA, made.failA, made.passB]);
+    expect(intact.every((x) => /^[0-9a-f]{64}$/.test(x.blob?.eventLog ?? ''))).toBe(true);
+    const target = intact[0]!.blob!.eventLog;
+    const naming = intact.filter((x) => x.blob!.eventLog === target).map((x) => x.id);
+    for (const [what, edit, code] of [
+      ['altered', (db: Database.Database) => db.prepare('UPDATE blobs SET data = ? WHERE sha256 = ?').run(Buffer.from('not the event log'), target), 'RECORD_BLOB_ALTERED'],
+      ['removed', (db: Database.Database) => db.prepare('DELETE FROM blobs WHERE sha256 = ?').run(target), 'RECORD_BLOB_MISSING'],
+    ] as const) {
+      const copy = copyStore(`blob-${what}.sqlite`);
+      const db = new Database(copy);
+      edit(db);
+      db.close();
+      // The chain is intact (the records were not touched); what they name is not there as it was.
+      expect(cli('audit', 'verify', '--store', copy, '--keys', keysDir, '--json').code).toBe(0);
+      const r = cli('audit', 'verify', '--store', copy, '--keys', keysDir, '--reappraise', '--policy', config.policy.file!, ...trustArgs, '--json');
+      expect(r.code, what).toBe(1);
+      const j = r.json as unknown as { error: { code: string; details: { reappraisals: Array<{ id: string; now: string; same: boolean; code?: string }> } } };
+      expect(j.error.code).toBe('AUDIT_REAPPRAISAL_DIFFERS');
+      const differing = j.error.details.reappraisals.filter((x) => !x.same);
+      expect(differing.map((x) => [x.id, x.now, x.code])).toEqual(naming.map((id) => [id, 'missing', code]));
+    }
+  });
+
   it('online: a record tampered in the live store is caught through /v1/records (exit 1 naming it)', async () => {
     const db = new Database(store);
     const row = db.prepare('SELECT jws FROM records WHERE id = ?').get(made.passB) as { jws: string };

@@ -216,6 +216,24 @@ export async function buildServer(o: ServerOptions): Promise<FastifyInstance> {
       return r;
     },
   );
+  // What records name by digest (an appraisal's event log): the raw bytes, whose SHA-256 is the name.
+  app.get<{ Params: { sha256: string } }>(
+    '/v1/blobs/:sha256',
+    {
+      preHandler: requireRole('auditor'),
+      schema: {
+        tags: ['audit'],
+        summary: 'Content a record names by SHA-256 (evidenceBlobs), as raw bytes',
+        params: { type: 'object', properties: { sha256: { type: 'string', pattern: '^[0-9a-f]{64}$' } } },
+        security: [{ bearer: [] }],
+      },
+    },
+    async (req, reply) => {
+      const data = await o.verifier.blob(req.params.sha256);
+      if (!data) throw new JoinguardError('NOT_FOUND', `no blob ${req.params.sha256}`, { sha256: req.params.sha256 }, { kind: 'input' });
+      return reply.type('application/octet-stream').send(Buffer.from(data.buffer, data.byteOffset, data.byteLength));
+    },
+  );
   app.get('/v1/nodes', { preHandler: requireRole('auditor'), schema: { tags: ['audit'], security: [{ bearer: [] }] } }, async () => ({ nodes: await o.verifier.nodes() }));
   app.get('/v1/keys/all', { preHandler: requireRole('auditor'), schema: { tags: ['audit'], summary: 'Every verifier key ever used (to verify old records)', security: [{ bearer: [] }] } }, async () => o.verifier.allKeys());
   app.post<{ Params: { name: string }; Body: { reason: string } }>(

@@ -8,6 +8,7 @@ import {
   checkChallenge,
   issueChallenge,
   jwkThumbprint,
+  recordedEvidence,
   signResult,
   verifyResult,
   type AttestResponse,
@@ -23,6 +24,7 @@ import {
   type PolicyIssueInfo,
   type PolicyPoolInfo,
   type PolicySource,
+  type RecordedEvidence,
   type RecordPage,
   type RecordQuery,
   type SignedRecord,
@@ -221,6 +223,7 @@ export class Verifier {
       tee: appraisal.tee,
       ...(evidence.runtimeData.machine ? { machine: evidence.runtimeData.machine } : previous?.machine ? { machine: previous.machine } : {}),
     }));
+    const kept = recordedEvidence(evidence);
     const record = await this.d.store.append({
       id: recordId,
       kind: 'appraisal',
@@ -230,7 +233,8 @@ export class Verifier {
       tee: appraisal.tee,
       verdict: appraisal.verdict,
       purpose: appraisal.purpose,
-      body: appraisalBody(evidence, outcome, pool.name),
+      body: appraisalBody(kept, evidence, outcome, pool.name),
+      blobs: kept.blobs,
     });
 
     const iat = Math.floor(now.getTime() / 1000);
@@ -338,6 +342,10 @@ export class Verifier {
 
   async record(id: string): Promise<SignedRecord | undefined> {
     return this.d.store.get(id);
+  }
+
+  async blob(sha256: string): Promise<Uint8Array | undefined> {
+    return this.d.store.getBlob(sha256);
   }
 
   async nodes(): Promise<NodeState[]> {
@@ -683,12 +691,13 @@ function isNodeName(s: string): boolean {
  * `measurements` are not repeated: they are a view of the claims, and every copied node costs the verifier
  * on each appraisal (canonicalisation, signing, the durable write).
  */
-function appraisalBody(evidence: Evidence, o: AppraisalOutcome, pool: string): { [k: string]: JsonValue } {
+function appraisalBody(kept: RecordedEvidence, evidence: Evidence, o: AppraisalOutcome, pool: string): { [k: string]: JsonValue } {
   // The evidence is parsed JSON that passed the schema, so it goes in as it is (the store re-checks that a
-  // body is plain JSON); the engine's own objects may hold undefined members, which the copies drop.
-  const evidenceJson = evidence as unknown as JsonValue;
+  // body is plain JSON), its event log by digest; the engine's own objects may hold undefined members, which
+  // the copies drop.
   return {
-    evidence: evidenceJson,
+    evidence: kept.evidence as unknown as JsonValue,
+    ...(kept.evidenceBlobs ? { evidenceBlobs: kept.evidenceBlobs } : {}),
     runtimeData: evidence.runtimeData as unknown as JsonValue,
     bindingDigest: o.bindingDigest,
     // Checks are plain JSON as the engine builds them (CheckRun, policyCheck): no copy.

@@ -1,5 +1,5 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { generateKeyPairSync } from 'node:crypto';
+import { createHash, generateKeyPairSync } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -11,7 +11,7 @@ import { verifyResult, type AttestResponse, type ChallengeResponse, type KeyRele
 import type { VerifierConfig } from '../src/config.js';
 import { deriveDiskKey } from '../src/keybroker.js';
 import type { RunningVerifier } from '../src/run.js';
-import { ADMIN_TOKEN, simHarness } from './support/sim-verifier.js';
+import { ADMIN_TOKEN, AUDITOR_TOKEN, simHarness } from './support/sim-verifier.js';
 
 /*
  * The whole verifier over real HTTP on loopback, with a simulated SNP / TDX CVM (software signer with a
@@ -111,6 +111,47 @@ for (const tee of ['snp', 'tdx'] as const) {
       const page = (await rec.json()) as { records: Array<{ record: { kind: string; id: string } }> };
       expect(page.records.map((r) => r.record.kind)).toEqual(expect.arrayContaining(['appraisal', 'key-release']));
       expect(page.records.find((r) => r.record.kind === 'appraisal')!.record.id).toBe(a.body.recordId);
+    });
+
+    it('keeps the event log once, by SHA-256, and serves it to auditors as the record names it', async () => {
+      const sent: string[] = [];
+      const ids: string[] = [];
+      for (let i = 0; i < 2; i++) {
+        const { nonce } = await challenge(h);
+        const evidence = await h.sim.evidence({ nonce, runtimeData: { nodeName: h.sim.nodeName, machine: `${h.sim.nodeName}-machine`, purpose: 'reattest' } });
+        sent.push(evidence.eventLog);
+        const r = await fetch(`${h.v.url}/v1/attest`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(evidence) });
+        expect(r.status).toBe(200);
+        ids.push(((await r.json()) as AttestResponse).recordId);
+      }
+      expect(sent[1]).toBe(sent[0]);
+      const bytes = Buffer.from(sent[0]!, 'base64');
+      const name = createHash('sha256').update(bytes).digest('hex');
+      const auditor = { authorization: `Bearer ${AUDITOR_TOKEN}` };
+      for (const id of ids) {
+        const r = (await (await fetch(`${h.v.url}/v1/records/${id}`, { headers: auditor })).json()) as { record: { body: { evidence: Record<string, unknown>; evidenceBlobs?: { eventLog: string } } } };
+        expect(r.record.body.evidenceBlobs).toEqual({ eventLog: name });
+        expect(r.record.body.evidence.eventLog).toBeUndefined();
+        expect(r.record.body.evidence.tpm).toBeDefined();
+      }
+      const blob = await fetch(`${h.v.url}/v1/blobs/${name}`, { headers: auditor });
+      expect(blob.status).toBe(200);
+      expect(blob.headers.get('content-type')).toBe('application/octet-stream');
+      expect(Buffer.from(await blob.arrayBuffer()).equals(bytes)).toBe(true);
+      // Stored once for both records.
+      if (h.config.store.kind !== 'sqlite') throw new Error('this harness stores records in SQLite');
+      const db = new Database(h.config.store.path, { readonly: true });
+      try {
+        expect((db.prepare('SELECT count(*) AS n FROM blobs WHERE sha256 = ?').get(name) as { n: number }).n).toBe(1);
+      } finally {
+        db.close();
+      }
+      expect((await fetch(`${h.v.url}/v1/blobs/${name}`)).status).toBe(401);
+      const unknown = await fetch(`${h.v.url}/v1/blobs/${'0'.repeat(64)}`, { headers: auditor });
+      expect(unknown.status).toBe(404);
+      expect(((await unknown.json()) as { code: string }).code).toBe('NOT_FOUND');
+      const malformed = await fetch(`${h.v.url}/v1/blobs/${name.toUpperCase()}`, { headers: auditor });
+      expect(malformed.status).toBe(400);
     });
 
     it('refuses a replayed nonce', async () => {

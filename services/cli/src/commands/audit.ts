@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import type { Command } from 'commander';
 import type { JSONWebKeySet } from 'jose';
 import { inputError, reject } from '@joinguard/core';
-import { allKeys, type KeyRing, type RecordPage, type RecordQuery, type SignedRecord, type Evidence } from '@joinguard/protocol';
+import { allKeys, evidenceOfRecord, type KeyRing, type RecordPage, type RecordQuery, type SignedRecord } from '@joinguard/protocol';
 import { allRecords, decodeRecordJws, verifyEntries, type ChainVerification, type RecordStore } from '@joinguard/store';
 import { readPolicy, recordedPolicy } from '@joinguard/verifier';
 import { policyDigest, type Policy } from '@joinguard/policy';
@@ -28,7 +28,37 @@ interface RecordSource {
   logs(): Promise<string[]>;
   /** The store checks its own index columns against the signed records too; over HTTP only the JWS chain is seen. */
   verifyChain(log: string, keys: JSONWebKeySet): Promise<ChainVerification>;
+  /** What a record names by SHA-256 (its event log); undefined when the source does not have it. */
+  blob(sha256: string): Promise<Uint8Array | undefined>;
   close(): Promise<void>;
+}
+
+/** Largest blob read over HTTP: an event log is at most a few MiB (the evidence schema's bound). */
+const MAX_HTTP_BLOB_BYTES = 64 * 1024 * 1024;
+
+async function httpBlob(url: string, token: string | undefined): Promise<Uint8Array | undefined> {
+  let res: Response;
+  try {
+    res = await fetch(url, { headers: token ? { authorization: `Bearer ${token}` } : {} });
+  } catch (e) {
+    throw inputError('AUDIT_UNREACHABLE', `cannot reach ${url}: ${(e as Error).message}`, { url });
+  }
+  if (res.status === 404) {
+    await res.body?.cancel();
+    return undefined;
+  }
+  if (!res.ok) {
+    const body = (await res.json().catch(() => undefined)) as { code?: string; message?: string } | undefined;
+    throw inputError('AUDIT_HTTP', `${url} answered ${res.status}${body?.code ? ` ${body.code}: ${body.message}` : ''}`, { status: res.status });
+  }
+  const declared = Number(res.headers.get('content-length') ?? 0);
+  if (declared > MAX_HTTP_BLOB_BYTES) {
+    await res.body?.cancel();
+    throw inputError('AUDIT_HTTP', `${url} announces ${declared} bytes, more than the ${MAX_HTTP_BLOB_BYTES} a blob may have`, { size: declared });
+  }
+  const data = new Uint8Array(await res.arrayBuffer());
+  if (data.byteLength > MAX_HTTP_BLOB_BYTES) throw inputError('AUDIT_HTTP', `${url} sent more than the ${MAX_HTTP_BLOB_BYTES} bytes a blob may have`, {});
+  return data;
 }
 
 async function httpJson(url: string, token: string | undefined): Promise<unknown> {
@@ -86,6 +116,8 @@ async function openSource(o: SourceOptions): Promise<RecordSource> {
       },
       logs: async () => ['appraisals', 'key-releases', 'revocations', 'policy', 'csr-decisions'],
       verifyChain: (log, keys) => verifyEntries(log, logEntries(source, log), keys),
+      // The name is checked before it goes into a URL; what comes back is checked against it by the caller.
+      blob: async (sha256) => (/^[0-9a-f]{64}$/.test(sha256) ? httpBlob(`${base}/v1/blobs/${sha256}`, token) : undefined),
       close: async () => undefined,
     };
     return source;
@@ -102,6 +134,7 @@ async function openSource(o: SourceOptions): Promise<RecordSource> {
       },
       logs: () => store.logs(),
       verifyChain: (log, keys) => store.verifyChain(log, keys),
+      blob: (sha256) => store.getBlob(sha256),
       close: () => store.close(),
     };
   }
@@ -252,14 +285,16 @@ export function registerAudit(program: Command): void {
             const trust = trustFrom(o);
             for await (const { jws } of logEntries(s, 'appraisals')) {
               const rec = decodeRecordJws(jws);
-              const evidence = rec.body.evidence as unknown as Evidence | undefined;
               const recordedPolicy = rec.body.policy as { digest?: string } | undefined;
               const who = { id: rec.id, ...(rec.node ? { node: rec.node } : {}) };
               const recorded = rec.verdict ? { recorded: rec.verdict } : {};
-              if (!evidence) {
-                reappraisals.push({ ...who, now: 'missing', same: false, reason: 'the record holds no evidence' });
+              // The evidence as it came: an event log kept by digest is fetched back and checked against it.
+              const got = await evidenceOfRecord(rec.body, (sha256) => s.blob(sha256));
+              if ('gap' in got) {
+                reappraisals.push({ ...who, ...recorded, now: 'missing', same: false, code: got.gap.code, reason: got.gap.message });
                 continue;
               }
+              const evidence = got.evidence;
               const known = typeof recordedPolicy?.digest === 'string' ? policies.get(recordedPolicy.digest) : undefined;
               if (!known) {
                 reappraisals.push({

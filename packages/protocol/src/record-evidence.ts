@@ -1,0 +1,48 @@
+import { digest } from '@joinguard/core';
+import type { BlobInput, Evidence } from './types.js';
+
+/**
+ * How an appraisal record keeps its evidence: the bundle as received, except its event log, which is named
+ * by the SHA-256 of its bytes (`evidenceBlobs.eventLog`) and stored once per digest as a blob. A node sends
+ * the same log at every re-attestation and real logs are tens of kilobytes, more than the rest of a record;
+ * a NATS message could not even carry the largest ones. The digest is inside the signed record, so the blob
+ * is as tamper-evident as the record itself.
+ */
+export interface RecordedEvidence {
+  evidence: Record<string, unknown>;
+  evidenceBlobs?: { eventLog: string };
+  blobs: BlobInput[];
+}
+
+export function recordedEvidence(evidence: Evidence): RecordedEvidence {
+  const { eventLog, ...rest } = evidence;
+  if (typeof eventLog !== 'string' || eventLog.length === 0) return { evidence: evidence as unknown as Record<string, unknown>, blobs: [] };
+  const data = Buffer.from(eventLog, 'base64');
+  // Only a log whose text is exactly the standard encoding of its bytes: anything else (stray characters,
+  // unusual padding, which evidence that failed its appraisal may hold) is kept as it came, inline.
+  if (data.toString('base64') !== eventLog) return { evidence: evidence as unknown as Record<string, unknown>, blobs: [] };
+  const sha256 = digest('sha256', data, 'hex');
+  return { evidence: rest, evidenceBlobs: { eventLog: sha256 }, blobs: [{ sha256, data }] };
+}
+
+/** Why a record's evidence cannot be put together again. */
+export type EvidenceGap = { code: 'RECORD_NO_EVIDENCE' | 'RECORD_BLOB_MISSING' | 'RECORD_BLOB_ALTERED' | 'RECORD_BLOB_REF_INVALID'; message: string };
+
+/**
+ * The evidence of an appraisal record as the verifier received it: the inline bundle, with its event log
+ * fetched back by digest (and checked against it) when the record names one.
+ */
+export async function evidenceOfRecord(body: Record<string, unknown>, getBlob: (sha256: string) => Promise<Uint8Array | undefined>): Promise<{ evidence: Evidence } | { gap: EvidenceGap }> {
+  const evidence = body.evidence;
+  if (evidence === null || typeof evidence !== 'object' || Array.isArray(evidence)) return { gap: { code: 'RECORD_NO_EVIDENCE', message: 'the record holds no evidence' } };
+  const refs = body.evidenceBlobs;
+  if (refs === undefined) return { evidence: evidence as Evidence };
+  const name = (refs as { eventLog?: unknown } | null)?.eventLog;
+  if (typeof name !== 'string' || !/^[0-9a-f]{64}$/.test(name)) {
+    return { gap: { code: 'RECORD_BLOB_REF_INVALID', message: 'the record names its event log by something other than a SHA-256' } };
+  }
+  const data = await getBlob(name);
+  if (data === undefined) return { gap: { code: 'RECORD_BLOB_MISSING', message: `the event log the record names (blob ${name}) is not in the store` } };
+  if (digest('sha256', data, 'hex') !== name) return { gap: { code: 'RECORD_BLOB_ALTERED', message: `blob ${name} does not hash to its name: the stored event log was altered` } };
+  return { evidence: { ...(evidence as Evidence), eventLog: Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('base64') } };
+}
