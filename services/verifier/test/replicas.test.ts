@@ -255,6 +255,15 @@ describe('two verifier replicas on one JetStream', () => {
       expect(j.verified).toBe(true);
       expect(Object.fromEntries(j.chains.filter((c) => c.count > 0).map((c) => [c.log, c.count]))).toEqual(counts);
     }
+    // Re-appraising reads each record's event log back from the object store, by digest, through a replica.
+    const roots = h.config.trust.snpTestRoots.flatMap((f) => ['--snp-test-root', f]);
+    const re = await cliAsync('audit', 'verify', '--url', b.url, '--token', AUDITOR_TOKEN, '--reappraise', '--policy', h.config.policy.file!, ...roots, '--json');
+    expect(re.stderr).toBe('');
+    expect(re.code).toBe(0);
+    const reappraised = (JSON.parse(re.stdout) as { reappraisals: Array<{ same: boolean }> }).reappraisals;
+    expect(reappraised).toHaveLength(counts.appraisals!);
+    expect(reappraised.every((x) => x.same)).toBe(true);
+    expect(all.every((r) => /^[0-9a-f]{64}$/.test((r.record.body.evidenceBlobs as { eventLog?: string } | undefined)?.eventLog ?? ''))).toBe(true);
   });
 });
 
