@@ -4,15 +4,18 @@
 //   implementation) writes and a string that parses back to itself, or throws a JoinguardError
 // - checkChallenge on arbitrary strings and on bit-flipped genuine nonces: always a typed refusal, never ok
 // - verifyResult on mutated genuine result JWTs: a typed refusal unless the JWT is byte-identical in meaning
+// - recordedEvidence / evidenceOfRecord on arbitrary event-log text and record bodies: never a throw; a log kept
+//   by digest comes back exactly as it came, and a blob that is not what its name says is never used
 import canonicalize from 'canonicalize';
 import fc from 'fast-check';
 import { JoinguardError } from '@joinguard/core';
-import { canonicalJson, checkChallenge, generateSigningKey, issueChallenge, signResult, verifyResult } from '@joinguard/protocol';
+import { canonicalJson, checkChallenge, evidenceOfRecord, generateSigningKey, issueChallenge, recordedEvidence, signResult, verifyResult } from '@joinguard/protocol';
+import type { Evidence } from '@joinguard/protocol';
 import type { AttestationResultClaims } from '@joinguard/protocol';
 
 const total = Number(process.argv[2] ?? 1_000_000);
-const share = { jcs: Math.floor(total * 0.45), nonce: Math.floor(total * 0.45) };
-const jwtRuns = total - share.jcs - share.nonce;
+const share = { jcs: Math.floor(total * 0.45), nonce: Math.floor(total * 0.45), blobs: Math.floor(total * 0.05) };
+const jwtRuns = total - share.jcs - share.nonce - share.blobs;
 let inputs = 0;
 let failures = 0;
 const t0 = performance.now();
@@ -103,6 +106,34 @@ for (const edits of mutants) {
   }
 }
 
+// 4. event logs kept by digest
+const b64ish = fc.oneof(
+  fc.uint8Array({ maxLength: 300 }).map((b) => Buffer.from(b).toString('base64')),
+  fc.string({ unit: fc.constantFrom(...'ABCDQRSTabc+/=0 \n-_@'.split('')), maxLength: 40 }),
+  fc.string({ maxLength: 20 }),
+);
+await fc.assert(
+  fc.asyncProperty(b64ish, fc.anything(), fc.boolean(), async (eventLog, junk, tamper) => {
+    inputs++;
+    const ev = { nonce: 'n', tee: 'snp', runtimeData: { nodeName: 'w-0', purpose: 'join' }, hardware: {}, tpm: {}, eventLog } as unknown as Evidence;
+    try {
+      const kept = recordedEvidence(ev);
+      const blobs = new Map(kept.blobs.map((b) => [b.sha256, tamper ? new Uint8Array([...b.data, 1]) : b.data]));
+      const back = await evidenceOfRecord({ evidence: kept.evidence, ...(kept.evidenceBlobs ? { evidenceBlobs: kept.evidenceBlobs } : {}) }, async (n) => blobs.get(n));
+      if ('evidence' in back) {
+        if (JSON.stringify(back.evidence) !== JSON.stringify(ev)) fail('event log did not come back as it came', { eventLog });
+        if (tamper && kept.blobs.length > 0) fail('an altered blob was used', { eventLog });
+      } else if (!(tamper && back.gap.code === 'RECORD_BLOB_ALTERED')) fail('unexpected gap', { eventLog, gap: back.gap });
+      // Hostile bodies (a store file or a server one does not trust): a gap or evidence, never a throw.
+      await evidenceOfRecord({ evidence: kept.evidence, evidenceBlobs: junk }, async () => new Uint8Array(0));
+      await evidenceOfRecord({ evidence: junk, evidenceBlobs: kept.evidenceBlobs }, async () => undefined);
+    } catch (e) {
+      fail('record evidence threw', { eventLog, e });
+    }
+  }),
+  { numRuns: share.blobs },
+);
+
 const secs = (performance.now() - t0) / 1000;
-console.log(`fuzz-protocol: ${inputs} inputs (canonicalJson ${share.jcs}, checkChallenge ${share.nonce}, verifyResult ${jwtRuns}), ${failures} failures, ${secs.toFixed(1)} s`);
+console.log(`fuzz-protocol: ${inputs} inputs (canonicalJson ${share.jcs}, checkChallenge ${share.nonce}, verifyResult ${jwtRuns}, record evidence ${share.blobs}), ${failures} failures, ${secs.toFixed(1)} s`);
 process.exitCode = failures === 0 ? 0 : 1;
