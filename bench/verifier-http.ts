@@ -1,7 +1,9 @@
 // Appraisals per second over HTTP, on one core, for a simulated SNP + vTPM + event-log bundle; latency at a
 // fixed offered rate; and raw ECDSA P-384 verifications per second on the same core in the same run.
 //
-// Usage: npx tsx bench/verifier-http.ts [--seconds 8] [--rate 500] [--concurrency 32] [--store sqlite|memory]
+// Usage: npx tsx bench/verifier-http.ts [--seconds 8] [--rate 500] [--latency-seconds S] [--concurrency 32] [--store sqlite|memory]
+// (the open-loop phase lasts --latency-seconds, by default three quarters of --seconds; a longer one gives a
+// steadier p99)
 //
 // The verifier runs as `joinguard serve` in a child process pinned to CPU 0 (taskset); this process, pinned
 // to CPU 1, prepares the evidence (each bundle needs its own challenge, fetched before measuring) and
@@ -20,6 +22,7 @@ const args = new Map<string, string>();
 for (let i = 2; i < process.argv.length; i += 2) args.set(process.argv[i]!.replace(/^--/, ''), process.argv[i + 1] ?? '');
 const seconds = Number(args.get('seconds') ?? 8);
 const rate = Number(args.get('rate') ?? 500);
+const latencySeconds = Number(args.get('latency-seconds') ?? seconds * 0.75);
 const concurrency = Number(args.get('concurrency') ?? 32);
 const storeKind = args.get('store') ?? 'sqlite';
 
@@ -75,7 +78,7 @@ async function main(): Promise<void> {
     }
 
     const throughputCount = Math.ceil(seconds * 1400);
-    const latencyCount = Math.ceil(seconds * rate * 0.75);
+    const latencyCount = Math.ceil(latencySeconds * rate);
     process.stderr.write(`preparing ${throughputCount + latencyCount + 200} evidence bundles...\n`);
     const bodies: string[] = [];
     for (let i = 0; i < throughputCount + latencyCount + 200; i++) {
