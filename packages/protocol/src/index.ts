@@ -7,7 +7,7 @@ export type { IssuedChallenge, CheckedChallenge } from './challenge.js';
 export { signResult, verifyResult, jwkThumbprint, RESULT_JWT_TYPE, RESULT_ALGORITHMS } from './result.js';
 export { compactSign, jwkThumbprintSync } from './jws.js';
 export type { JwsAlgorithm } from './jws.js';
-export { recordedEvidence, evidenceOfRecord } from './record-evidence.js';
+export { recordedEvidence, evidenceOfRecord, recordedEvidenceMemoUsage } from './record-evidence.js';
 export type { RecordedEvidence, EvidenceGap } from './record-evidence.js';
 export type { ResultAlgorithm, SigningKeyInput, VerifyResultOptions } from './result.js';
 export {

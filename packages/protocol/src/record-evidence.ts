@@ -14,14 +14,51 @@ export interface RecordedEvidence {
   blobs: BlobInput[];
 }
 
+// The nodes of a pool send the same log at every re-attestation: the digest of a log text seen lately is
+// remembered (at most 256 texts and 8 Mi characters of them), so a repeated log costs a lookup instead of a
+// decoding, a re-encoding and a hash. Its bytes are decoded again only if the store asks for them.
+const DIGEST_MEMO_MAX_ENTRIES = 256;
+const DIGEST_MEMO_MAX_CHARS = 8 * 1024 * 1024;
+const digestMemo = new Map<string, string>();
+let digestMemoChars = 0;
+
+function remember(text: string, sha256: string): void {
+  if (text.length > DIGEST_MEMO_MAX_CHARS / 4) return;
+  digestMemo.set(text, sha256);
+  digestMemoChars += text.length;
+  for (const old of digestMemo.keys()) {
+    if (digestMemo.size <= DIGEST_MEMO_MAX_ENTRIES && digestMemoChars <= DIGEST_MEMO_MAX_CHARS) break;
+    digestMemo.delete(old);
+    digestMemoChars -= old.length;
+  }
+}
+
+/** For tests: how much the digest memo holds. */
+export function recordedEvidenceMemoUsage(): { entries: number; chars: number } {
+  return { entries: digestMemo.size, chars: digestMemoChars };
+}
+
 export function recordedEvidence(evidence: Evidence): RecordedEvidence {
   const { eventLog, ...rest } = evidence;
   if (typeof eventLog !== 'string' || eventLog.length === 0) return { evidence: evidence as unknown as Record<string, unknown>, blobs: [] };
+  const known = digestMemo.get(eventLog);
+  if (known !== undefined) {
+    let data: Uint8Array | undefined;
+    const blob = {
+      sha256: known,
+      // Read by the store only when it does not hold this digest yet.
+      get data(): Uint8Array {
+        return (data ??= Buffer.from(eventLog, 'base64'));
+      },
+    };
+    return { evidence: rest, evidenceBlobs: { eventLog: known }, blobs: [blob] };
+  }
   const data = Buffer.from(eventLog, 'base64');
   // Only a log whose text is exactly the standard encoding of its bytes: anything else (stray characters,
   // unusual padding, which evidence that failed its appraisal may hold) is kept as it came, inline.
   if (data.toString('base64') !== eventLog) return { evidence: evidence as unknown as Record<string, unknown>, blobs: [] };
   const sha256 = digest('sha256', data, 'hex');
+  remember(eventLog, sha256);
   return { evidence: rest, evidenceBlobs: { eventLog: sha256 }, blobs: [{ sha256, data }] };
 }
 

@@ -216,7 +216,10 @@ export interface RecordDraft {
   blobs?: BlobInput[];
 }
 
-/** A blob for the store: its bytes and the lowercase hex SHA-256 the record names it by. */
+/**
+ * A blob for the store: its bytes and the lowercase hex SHA-256 the record names it by. `data` may be computed
+ * when first read; a store reads it only for a digest it does not hold yet.
+ */
 export interface BlobInput {
   sha256: string;
   data: Uint8Array;

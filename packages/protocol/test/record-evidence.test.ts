@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { evidenceOfRecord, recordedEvidence, type Evidence } from '../src/index.js';
+import { evidenceOfRecord, recordedEvidence, recordedEvidenceMemoUsage, type Evidence } from '../src/index.js';
 
 const log = randomBytes(3000);
 const sha = createHash('sha256').update(log).digest('hex');
@@ -44,5 +44,26 @@ describe('recordedEvidence / evidenceOfRecord', () => {
     expect(await gap({ evidence: [] }, async () => log)).toBe('RECORD_NO_EVIDENCE');
     // A record from before blobs: the inline evidence as it is.
     expect(await gap({ evidence: bundle('QQ==') }, async () => undefined)).toBe('ok');
+  });
+
+  it('remembers the digest of a log it saw lately (bounded), and decodes its bytes again only when asked', () => {
+    const text = randomBytes(4000).toString('base64');
+    const first = recordedEvidence(bundle(text));
+    const before = recordedEvidenceMemoUsage();
+    const again = recordedEvidence(bundle(text));
+    expect(recordedEvidenceMemoUsage()).toEqual(before);
+    expect(again.evidenceBlobs).toEqual(first.evidenceBlobs);
+    expect(again.blobs[0]!.sha256).toBe(first.blobs[0]!.sha256);
+    expect(Buffer.from(again.blobs[0]!.data).equals(Buffer.from(text, 'base64'))).toBe(true);
+    // A text that only looks alike is not taken for it.
+    const other = recordedEvidence(bundle(text.slice(0, -4) + 'AAAA'));
+    expect(other.evidenceBlobs?.eventLog).not.toBe(first.evidenceBlobs?.eventLog);
+    for (let i = 0; i < 300; i++) recordedEvidence(bundle(randomBytes(64).toString('base64')));
+    expect(recordedEvidenceMemoUsage().entries).toBeLessThanOrEqual(256);
+    // Very large logs are not kept in the memo (they would push everything else out).
+    const huge = randomBytes(3 * 1024 * 1024).toString('base64');
+    const n = recordedEvidenceMemoUsage();
+    expect(recordedEvidence(bundle(huge)).evidenceBlobs?.eventLog).toBe(createHash('sha256').update(Buffer.from(huge, 'base64')).digest('hex'));
+    expect(recordedEvidenceMemoUsage()).toEqual(n);
   });
 });

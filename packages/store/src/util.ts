@@ -34,16 +34,19 @@ export function blobsToWrite(blobs: BlobInput[] | undefined, maxBytes: number, k
   if (blobs === undefined || blobs.length === 0) return [];
   const seen = new Map<string, BlobInput>();
   for (const b of blobs) {
-    if (typeof b.sha256 === 'string' && known.has(b.sha256)) continue;
-    if (!isBlobName(b.sha256)) throw inputError('STORE_BLOB_INVALID', `blob name ${JSON.stringify(String(b.sha256).slice(0, 80))} is not a lowercase hex SHA-256`, {});
-    if (!(b.data instanceof Uint8Array)) throw inputError('STORE_BLOB_INVALID', `blob ${b.sha256} has no bytes`, { sha256: b.sha256 });
-    if (b.data.byteLength > maxBytes) {
-      throw inputError('STORE_BLOB_TOO_LARGE', `blob ${b.sha256} is ${b.data.byteLength} bytes, more than the ${maxBytes} allowed`, { sha256: b.sha256, size: b.data.byteLength, max: maxBytes });
+    const sha256 = b.sha256;
+    if (typeof sha256 === 'string' && known.has(sha256)) continue;
+    if (!isBlobName(sha256)) throw inputError('STORE_BLOB_INVALID', `blob name ${JSON.stringify(String(sha256).slice(0, 80))} is not a lowercase hex SHA-256`, {});
+    if (seen.has(sha256)) continue;
+    // Read once: `data` may be computed on demand.
+    const data = b.data;
+    if (!(data instanceof Uint8Array)) throw inputError('STORE_BLOB_INVALID', `blob ${sha256} has no bytes`, { sha256 });
+    if (data.byteLength > maxBytes) {
+      throw inputError('STORE_BLOB_TOO_LARGE', `blob ${sha256} is ${data.byteLength} bytes, more than the ${maxBytes} allowed`, { sha256, size: data.byteLength, max: maxBytes });
     }
-    if (seen.has(b.sha256)) continue;
-    const actual = digest('sha256', b.data, 'hex');
-    if (actual !== b.sha256) throw inputError('STORE_BLOB_DIGEST_MISMATCH', `blob named ${b.sha256} has SHA-256 ${actual}`, { sha256: b.sha256, actual });
-    seen.set(b.sha256, b);
+    const actual = digest('sha256', data, 'hex');
+    if (actual !== sha256) throw inputError('STORE_BLOB_DIGEST_MISMATCH', `blob named ${sha256} has SHA-256 ${actual}`, { sha256, actual });
+    seen.set(sha256, { sha256, data });
   }
   return [...seen.values()];
 }
