@@ -30,5 +30,13 @@ describe('asJson', () => {
     expect(asJson(deep)).toBeUndefined();
     const shared = { a: 1 };
     expect(asJson([shared, shared])).toEqual([{ a: 1 }, { a: 1 }]);
+    // An object met again beside (not inside) itself is no cycle, also through toJSON and at other depths.
+    expect(asJson({ a: shared, b: { toJSON: () => shared }, c: [[shared]], d: { e: shared } })).toEqual({ a: { a: 1 }, b: { a: 1 }, c: [[{ a: 1 }]], d: { e: { a: 1 } } });
+    const loop: Record<string, unknown> = { toJSON: () => loop };
+    expect(asJson({ x: loop })).toBeUndefined();
+    const inner: unknown[] = [];
+    const outer = [1, [2, [3, inner]]];
+    inner.push(outer);
+    expect(asJson(outer)).toBeUndefined();
   });
 });

@@ -20,14 +20,15 @@ export function clampMessage(s: string): string {
  * (a cycle, or nesting deeper than 64). Converted directly: a policy evaluation yields dozens of these.
  */
 export function asJson(v: unknown): JsonValue | undefined {
-  const out = toJson(v, 0, new Set());
+  const out = toJson(v, 0, []);
   return out === SKIP || out === FAIL ? undefined : out;
 }
 
 const SKIP = Symbol('skip');
 const FAIL = Symbol('fail');
 
-function toJson(v: unknown, depth: number, open: Set<object>): JsonValue | typeof SKIP | typeof FAIL {
+/** `open` holds the objects being converted, by depth: at most 64, so a scan finds a cycle without a Set. */
+function toJson(v: unknown, depth: number, open: object[]): JsonValue | typeof SKIP | typeof FAIL {
   switch (typeof v) {
     case 'string':
       return wellFormed(v);
@@ -45,29 +46,27 @@ function toJson(v: unknown, depth: number, open: Set<object>): JsonValue | typeo
   }
   if (v === null) return null;
   if (v instanceof Uint8Array) return Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('hex');
-  if (depth >= 64 || open.has(v as object)) return FAIL;
+  if (depth >= 64) return FAIL;
+  for (let i = 0; i < depth; i++) if (open[i] === v) return FAIL;
+  // Set before anything below looks at open[depth]: the slot may still hold an earlier sibling.
+  open[depth] = v as object;
   if (typeof (v as { toJSON?: unknown }).toJSON === 'function') return toJson((v as { toJSON: () => unknown }).toJSON(), depth + 1, open);
-  open.add(v as object);
-  try {
-    if (Array.isArray(v)) {
-      const a: JsonValue[] = [];
-      for (const x of v) {
-        const j = toJson(x, depth + 1, open);
-        if (j === FAIL) return FAIL;
-        a.push(j === SKIP ? null : j);
-      }
-      return a;
-    }
-    const o: { [k: string]: JsonValue } = {};
-    for (const k of Object.keys(v as object)) {
-      const j = toJson((v as Record<string, unknown>)[k], depth + 1, open);
+  if (Array.isArray(v)) {
+    const a: JsonValue[] = [];
+    for (const x of v) {
+      const j = toJson(x, depth + 1, open);
       if (j === FAIL) return FAIL;
-      if (j !== SKIP) o[wellFormed(k)] = j;
+      a.push(j === SKIP ? null : j);
     }
-    return o;
-  } finally {
-    open.delete(v as object);
+    return a;
   }
+  const o: { [k: string]: JsonValue } = {};
+  for (const k of Object.keys(v as object)) {
+    const j = toJson((v as Record<string, unknown>)[k], depth + 1, open);
+    if (j === FAIL) return FAIL;
+    if (j !== SKIP) o[wellFormed(k)] = j;
+  }
+  return o;
 }
 
 /** A rejection that carries the expected and actual values into its Check. */
