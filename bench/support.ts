@@ -1,5 +1,5 @@
 // What the verifier benchmarks share: CPU pinning, a process's CPU time, and keep-alive HTTP calls.
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { Agent, request } from 'node:http';
 
@@ -10,16 +10,37 @@ export function pinPrefix(cpu: number): string[] {
 
 const ticks = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
 
-/** User + system CPU seconds of a process and all its threads so far (Linux /proc), or undefined elsewhere. */
-export function processCpuSeconds(pid: number | undefined): number | undefined {
-  if (pid === undefined) return undefined;
+/** User + system CPU seconds in a /proc stat file, or undefined when it cannot be read. */
+function statCpuSeconds(path: string): number | undefined {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const stat = readFileSync(path, 'utf8');
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     return (Number(fields[11]) + Number(fields[12])) / ticks;
   } catch {
     return undefined;
   }
+}
+
+/** User + system CPU seconds of a process and all its threads so far (Linux /proc), or undefined elsewhere. */
+export function processCpuSeconds(pid: number | undefined): number | undefined {
+  return pid === undefined ? undefined : statCpuSeconds(`/proc/${pid}/stat`);
+}
+
+/** CPU seconds of each thread of a process so far, by thread id (Linux /proc; empty elsewhere). */
+export function threadCpuSeconds(pid: number | undefined): Map<string, number> {
+  const m = new Map<string, number>();
+  if (pid === undefined) return m;
+  let tids: string[];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return m;
+  }
+  for (const t of tids) {
+    const s = statCpuSeconds(`/proc/${pid}/task/${t}/stat`);
+    if (s !== undefined) m.set(t, s);
+  }
+  return m;
 }
 
 export type Call = (port: number, method: string, path: string, body?: string) => Promise<{ status: number; text: string }>;

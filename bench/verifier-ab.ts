@@ -9,13 +9,13 @@
 //   compares node flags instead (A's and B's flags separated by |), and AB_ENV="NAME=v|NAME=v" environments.
 //   AB_MODE=interleave runs the two in turns instead, each alone on the core with 32 in flight.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import YAML from 'yaml';
 import { freePort } from '@joinguard/core/testing';
 import { createSimCvm } from '@joinguard/simcvm';
-import { httpCaller, processCpuSeconds } from './support.js';
+import { httpCaller, processCpuSeconds, threadCpuSeconds } from './support.js';
 const roots = process.argv.slice(2, 4);
 if (roots.length !== 2) {
   console.error('usage: npx tsx bench/verifier-ab.ts ROOT_A ROOT_B [appraisals]');
@@ -49,21 +49,7 @@ const run = (s: (typeof servers)[number], count: number, inFlight: number) =>
   Promise.all(Array.from({ length: inFlight }, async () => { while (count > 0 && s.bodies.length) { count--; const r = await call(s.port, 'POST', '/v1/attest', s.bodies.pop()!); if (r.status !== 200) bad++; } }));
 // AB_THREADS=1: each build's CPU split into its main thread, its busiest other thread (the SQLite writer) and
 // the rest (V8's GC and compiler helpers, libuv), in ms per appraisal.
-const threadTicks = (pid: number | undefined): Map<string, number> => {
-  const m = new Map<string, number>();
-  if (pid === undefined) return m;
-  for (const t of readdirSync(`/proc/${pid}/task`)) {
-    try {
-      const st = readFileSync(`/proc/${pid}/task/${t}/stat`, 'utf8');
-      const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
-      m.set(t, Number(f[11]) + Number(f[12]));
-    } catch {
-      // the thread ended
-    }
-  }
-  return m;
-};
-const threads0 = servers.map((s) => threadTicks(s.child.pid));
+const threads0 = servers.map((s) => threadCpuSeconds(s.child.pid));
 const t0 = performance.now();
 let ms: number[];
 if (process.env.AB_MODE === 'interleave') {
@@ -89,11 +75,11 @@ if (process.env.AB_MODE === 'interleave') {
 const wall = (performance.now() - t0) / 1000;
 if (process.env.AB_THREADS) {
   for (const [i, s] of servers.entries()) {
-    const after = threadTicks(s.child.pid);
+    const after = threadCpuSeconds(s.child.pid);
     const d = [...after].map(([t, v]) => [t, v - (threads0[i]!.get(t) ?? 0)] as const);
     const main = d.find(([t]) => t === String(s.child.pid))?.[1] ?? 0;
     const others = d.filter(([t]) => t !== String(s.child.pid)).map(([, v]) => v).sort((a, b) => b - a);
-    const per = (ticks: number) => ((ticks * 10) / n).toFixed(3);
+    const per = (seconds: number) => ((seconds * 1000) / n).toFixed(3);
     console.log(`${i === 0 ? 'A' : 'B'}: main ${per(main)} ms, busiest other thread ${per(others[0] ?? 0)} ms, rest ${per(others.slice(1).reduce((a, b) => a + b, 0))} ms per appraisal`);
   }
 }

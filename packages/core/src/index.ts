@@ -6,3 +6,4 @@ export { INTEL_TCB_STATUSES } from './tcb.js';
 export type { IntelTcbStatus } from './tcb.js';
 export { parseRetryAfter } from './http.js';
 export { digest } from './hash.js';
+export { BoundedMap } from './bounded.js';

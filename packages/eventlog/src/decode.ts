@@ -1,5 +1,5 @@
 import { getHashes } from 'node:crypto';
-import { ByteReader, JoinguardError, digest, reject, toHex } from '@joinguard/core';
+import { BoundedMap, ByteReader, JoinguardError, digest, reject, toHex } from '@joinguard/core';
 import { EventType, Guid, HashAlg, LIMITS } from './constants.js';
 import type { SpecIdEvent, TcgEvent } from './parse.js';
 
@@ -397,12 +397,11 @@ interface Remembered {
   digestVerified: boolean | undefined;
 }
 /** By key (see decodeEventShared; a flat string, hashed and compared natively), the decoded event. */
-const decodedMemo = new Map<string, Remembered>();
-let decodedMemoBytes = 0;
+const decodedMemo = new BoundedMap<string, Remembered>(DECODED_MEMO_SIZE, DECODED_MEMO_MAX_BYTES);
 
 /** What the memo of decoded events holds now (for tests of its bounds). */
 export function decodedMemoUsage(): { entries: number; bytes: number; maxEntries: number; maxBytes: number } {
-  return { entries: decodedMemo.size, bytes: decodedMemoBytes, maxEntries: DECODED_MEMO_SIZE, maxBytes: DECODED_MEMO_MAX_BYTES };
+  return { entries: decodedMemo.size, bytes: decodedMemo.cost, maxEntries: DECODED_MEMO_SIZE, maxBytes: DECODED_MEMO_MAX_BYTES };
 }
 
 const memoCost = (key: string): number => 3 * key.length + 256;
@@ -430,15 +429,8 @@ export function decodeEventShared(ev: TcgEvent, specId: SpecIdEvent | undefined,
   const fresh = decodeEvent(ev, specId);
   const d = fresh.decoded;
   const kept: Remembered = { decoded: deepFreeze(d.kind === 'efiVariable' ? { ...d, variableData: d.variableData.slice() } : d), digestVerified: fresh.digestVerified };
-  const cost = memoCost(k);
-  // Oldest first: hostile logs full of one-off events only push out each other.
-  while (decodedMemo.size > 0 && (decodedMemo.size >= DECODED_MEMO_SIZE || decodedMemoBytes + cost > DECODED_MEMO_MAX_BYTES)) {
-    const oldest = decodedMemo.keys().next().value as string;
-    decodedMemo.delete(oldest);
-    decodedMemoBytes -= memoCost(oldest);
-  }
-  decodedMemo.set(k, kept);
-  decodedMemoBytes += cost;
+  // Oldest first out: hostile logs full of one-off events only push out each other.
+  decodedMemo.set(k, kept, memoCost(k));
   return { decoded: kept.decoded, digestVerified: kept.digestVerified };
 }
 

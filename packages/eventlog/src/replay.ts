@@ -1,5 +1,5 @@
 import { getHashes } from 'node:crypto';
-import { digest, reject, toHex } from '@joinguard/core';
+import { BoundedMap, digest, reject, toHex } from '@joinguard/core';
 import { EventType, HashAlg } from './constants.js';
 import type { EventLog, TcgEvent } from './parse.js';
 import { summarizeEvent } from './decode.js';
@@ -64,8 +64,7 @@ export function extendedPcrs(log: EventLog): number[] {
  * The nodes of a pool extend the same digests into the same PCR values at every boot: the last extends
  * computed are remembered, by hash, previous value and digest (the whole input of the hash), oldest first out.
  */
-const EXTEND_MEMO_SIZE = 4096;
-const extendMemo = new Map<string, Buffer>();
+const extendMemo = new BoundedMap<string, Buffer>(4096);
 
 function extend(node: string, prev: Buffer, eventDigest: Uint8Array): Buffer {
   const input = Buffer.concat([prev, eventDigest]);
@@ -73,7 +72,6 @@ function extend(node: string, prev: Buffer, eventDigest: Uint8Array): Buffer {
   const known = extendMemo.get(key);
   if (known !== undefined) return known;
   const next = digest(node, input);
-  if (extendMemo.size >= EXTEND_MEMO_SIZE) extendMemo.delete(extendMemo.keys().next().value as string);
   extendMemo.set(key, next);
   return next;
 }

@@ -1,4 +1,5 @@
-import { digest } from '@joinguard/core';
+import { BoundedMap, digest } from '@joinguard/core';
+import { isSha256Hex } from './schemas.js';
 import type { BlobInput, Evidence } from './types.js';
 
 /**
@@ -17,25 +18,12 @@ export interface RecordedEvidence {
 // The nodes of a pool send the same log at every re-attestation: the digest of a log text seen lately is
 // remembered (at most 256 texts and 8 Mi characters of them), so a repeated log costs a lookup instead of a
 // decoding, a re-encoding and a hash. Its bytes are decoded again only if the store asks for them.
-const DIGEST_MEMO_MAX_ENTRIES = 256;
 const DIGEST_MEMO_MAX_CHARS = 8 * 1024 * 1024;
-const digestMemo = new Map<string, string>();
-let digestMemoChars = 0;
-
-function remember(text: string, sha256: string): void {
-  if (text.length > DIGEST_MEMO_MAX_CHARS / 4) return;
-  digestMemo.set(text, sha256);
-  digestMemoChars += text.length;
-  for (const old of digestMemo.keys()) {
-    if (digestMemo.size <= DIGEST_MEMO_MAX_ENTRIES && digestMemoChars <= DIGEST_MEMO_MAX_CHARS) break;
-    digestMemo.delete(old);
-    digestMemoChars -= old.length;
-  }
-}
+const digestMemo = new BoundedMap<string, string>(256, DIGEST_MEMO_MAX_CHARS);
 
 /** For tests: how much the digest memo holds. */
 export function recordedEvidenceMemoUsage(): { entries: number; chars: number } {
-  return { entries: digestMemo.size, chars: digestMemoChars };
+  return { entries: digestMemo.size, chars: digestMemo.cost };
 }
 
 export function recordedEvidence(evidence: Evidence): RecordedEvidence {
@@ -58,7 +46,8 @@ export function recordedEvidence(evidence: Evidence): RecordedEvidence {
   // unusual padding, which evidence that failed its appraisal may hold) is kept as it came, inline.
   if (data.toString('base64') !== eventLog) return { evidence: evidence as unknown as Record<string, unknown>, blobs: [] };
   const sha256 = digest('sha256', data, 'hex');
-  remember(eventLog, sha256);
+  // A very large log would push out everything else.
+  if (eventLog.length <= DIGEST_MEMO_MAX_CHARS / 4) digestMemo.set(eventLog, sha256, eventLog.length);
   return { evidence: rest, evidenceBlobs: { eventLog: sha256 }, blobs: [{ sha256, data }] };
 }
 
@@ -75,7 +64,7 @@ export async function evidenceOfRecord(body: Record<string, unknown>, getBlob: (
   const refs = body.evidenceBlobs;
   if (refs === undefined) return { evidence: evidence as Evidence };
   const name = (refs as { eventLog?: unknown } | null)?.eventLog;
-  if (typeof name !== 'string' || !/^[0-9a-f]{64}$/.test(name)) {
+  if (!isSha256Hex(name)) {
     return { gap: { code: 'RECORD_BLOB_REF_INVALID', message: 'the record names its event log by something other than a SHA-256' } };
   }
   const data = await getBlob(name);

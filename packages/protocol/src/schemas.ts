@@ -31,6 +31,12 @@ const b64 = (maxBytes: number) =>
   ({ type: 'string', pattern: '^[A-Za-z0-9+/]*={0,2}$', minLength: 1, maxLength: b64Length(maxBytes) }) as const;
 
 export const hexSha256Schema = { type: 'string', pattern: '^[0-9a-f]{64}$' } as const;
+const HEX_SHA256 = new RegExp(hexSha256Schema.pattern);
+
+/** Whether `s` is a lowercase hex SHA-256, as `hexSha256Schema` admits (a blob's name, a record's `prev`). */
+export function isSha256Hex(s: unknown): s is string {
+  return typeof s === 'string' && HEX_SHA256.test(s);
+}
 export const rfc3339Schema = {
   type: 'string',
   pattern: '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2})$',

@@ -7,7 +7,8 @@ import type { KV } from '@nats-io/kv';
 import { Objm } from '@nats-io/obj';
 import type { ObjectStore } from '@nats-io/obj';
 import type { JSONWebKeySet } from 'jose';
-import { JoinguardError, inputError } from '@joinguard/core';
+import { BoundedMap, JoinguardError, inputError } from '@joinguard/core';
+import { isSha256Hex } from '@joinguard/protocol';
 import type { NodeState, RecordDraft, RecordPage, RecordQuery, SignedRecord } from '@joinguard/protocol';
 import { verifyEntries } from './chain.js';
 import type { ChainEntry } from './chain.js';
@@ -16,7 +17,7 @@ import { encodeCursor, matchesQuery, normalizeQuery } from './query.js';
 import { GENESIS_PREV, buildRecord, checkLogName, checkNodeName, decodeRecordJws, jwsPayloadHash, prepareDraft, signRecord } from './records.js';
 import type { RecordSigner } from './records.js';
 import type { ChainVerification, NodeStateInput, RecordStore } from './store.js';
-import { KnownBlobs, blobsToWrite, isBlobName, nonceKey, serialize } from './util.js';
+import { blobsToWrite, nonceKey, serialize } from './util.js';
 
 export interface JetStreamStoreOptions {
   /** NATS URL(s); ignored when `connection` is given */
@@ -71,7 +72,8 @@ const conflictBackoff = (attempt: number) => sleep(Math.floor(Math.random() * Ma
  */
 export class JetStreamRecordStore implements RecordStore {
   private readonly queues = new Map<string, Promise<unknown>>();
-  private readonly knownBlobs = new KnownBlobs();
+  /** Digests of the blobs this store wrote lately: a repeated blob is neither checked nor sent again. */
+  private readonly knownBlobs = new BoundedMap<string, true>(4096);
 
   private constructor(
     private readonly nc: NatsConnection,
@@ -228,11 +230,11 @@ export class JetStreamRecordStore implements RecordStore {
     } catch (e) {
       throw io(e, `storing blob ${sha256}`);
     }
-    this.knownBlobs.add(sha256);
+    this.knownBlobs.set(sha256, true);
   }
 
   async getBlob(sha256: string): Promise<Uint8Array | undefined> {
-    if (!isBlobName(sha256)) return undefined;
+    if (!isSha256Hex(sha256)) return undefined;
     try {
       return (await this.blobs.getBlob(sha256)) ?? undefined;
     } catch (e) {

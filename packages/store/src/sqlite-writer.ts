@@ -1,6 +1,7 @@
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 import type { Database as Db } from 'better-sqlite3';
+import type { BlobInput } from '@joinguard/protocol';
 
 /** A records row as the writer inserts it (the columns of the records table but `pos`). */
 export interface RecordRow {
@@ -18,12 +19,6 @@ export interface RecordRow {
   jws: string;
 }
 
-/** A blobs row: content named by its SHA-256 (checked by the store before it gets here). */
-export interface BlobRow {
-  sha256: string;
-  data: Uint8Array;
-}
-
 /**
  * Every write the SQLite store makes. Reads stay on the caller's connection; writes go through one of these,
  * either on that connection (in-memory stores) or in a thread of their own, so that the fsync of a commit
@@ -34,7 +29,7 @@ export interface SqliteWriter {
    * Inserts `rows` if the log's head is still `expectedLast`, with the blobs they name (kept if already there)
    * in the same transaction; fsynced (synchronous=FULL) before it resolves.
    */
-  insertIfHead(log: string, expectedLast: number, rows: RecordRow[], blobs: BlobRow[]): Promise<boolean>;
+  insertIfHead(log: string, expectedLast: number, rows: RecordRow[], blobs: BlobInput[]): Promise<boolean>;
   /** true when the nonce was not yet recorded; deletes entries expired at `gcBefore` first, when given. */
   addNonce(key: string, expiresMs: number, gcBefore: number | null): Promise<boolean>;
   putNode(name: string, state: string): Promise<boolean>;
@@ -60,7 +55,7 @@ export function writeOps(db: Db): Ops {
   const nonceAdd = db.prepare('INSERT OR IGNORE INTO nonces (key, expires_ms) VALUES (?, ?)');
   const nodeGet = db.prepare('SELECT state FROM nodes WHERE name = ?');
   const nodePut = db.prepare('INSERT INTO nodes (name, state) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET state = excluded.state');
-  const insertTx = db.transaction((log: string, expectedLast: number, rows: unknown[], blobs: { sha256: string; data: Uint8Array }[]) => {
+  const insertTx = db.transaction((log: string, expectedLast: number, rows: unknown[], blobs: BlobInput[]) => {
     const head = last.get(log) as { seq: number } | undefined;
     if ((head === undefined ? 0 : head.seq) !== expectedLast) return false;
     // Posted to the writer thread, a Buffer arrives as a plain Uint8Array; the driver binds Buffers as BLOBs.

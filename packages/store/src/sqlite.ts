@@ -1,8 +1,9 @@
 import Database from 'better-sqlite3';
 import type { Database as Db, Statement } from 'better-sqlite3';
 import type { JSONWebKeySet } from 'jose';
-import { JoinguardError, inputError } from '@joinguard/core';
-import type { AuditRecord, NodeState, RecordDraft, RecordPage, RecordQuery, SignedRecord } from '@joinguard/protocol';
+import { BoundedMap, JoinguardError, inputError } from '@joinguard/core';
+import { isSha256Hex } from '@joinguard/protocol';
+import type { AuditRecord, BlobInput, NodeState, RecordDraft, RecordPage, RecordQuery, SignedRecord } from '@joinguard/protocol';
 import { verifyEntries } from './chain.js';
 import type { ChainEntry } from './chain.js';
 import { makeNodeState } from './node-state.js';
@@ -10,9 +11,9 @@ import { encodeCursor, normalizeQuery } from './query.js';
 import { GENESIS_PREV, buildRecord, checkLogName, checkNodeName, decodeRecordJws, prepareDraft, signRecord } from './records.js';
 import type { RecordSigner } from './records.js';
 import type { ChainVerification, NodeStateInput, RecordStore } from './store.js';
-import { KnownBlobs, blobsToWrite, isBlobName, nonceKey } from './util.js';
+import { blobsToWrite, nonceKey } from './util.js';
 import { inlineWriter, threadWriter } from './sqlite-writer.js';
-import type { BlobRow, RecordRow, SqliteWriter } from './sqlite-writer.js';
+import type { RecordRow, SqliteWriter } from './sqlite-writer.js';
 
 export interface SqliteStoreOptions {
   /** database file; ':memory:' for throw-away stores */
@@ -76,7 +77,7 @@ interface Pending {
   draft: RecordDraft;
   fixed: { id: string; time: string };
   /** the draft's blobs not known to be stored yet, checked against their digests */
-  blobs: BlobRow[];
+  blobs: BlobInput[];
   resolve: (r: SignedRecord) => void;
   reject: (e: unknown) => void;
 }
@@ -98,7 +99,8 @@ export class SqliteRecordStore implements RecordStore {
   private readonly maxRetries: number;
   private readonly maxRecordBytes: number;
   private readonly st: Record<'last' | 'byId' | 'chain' | 'logs' | 'nodeGet' | 'nodeList' | 'blob', Statement>;
-  private readonly knownBlobs = new KnownBlobs();
+  /** Digests of the blobs this store wrote lately: a repeated blob is neither checked nor sent again. */
+  private readonly knownBlobs = new BoundedMap<string, true>(4096);
   private readonly writer: SqliteWriter;
   private readonly pending = new Map<string, Pending[]>();
   private lastNonceGc = 0;
@@ -187,7 +189,7 @@ export class SqliteRecordStore implements RecordStore {
       let seq = head?.seq ?? 0;
       let prev = head?.hash ?? GENESIS_PREV;
       const rows: RecordRow[] = [];
-      const blobs = new Map<string, BlobRow>();
+      const blobs = new Map<string, BlobInput>();
       const built: { p: Pending; signed: SignedRecord }[] = [];
       for (const p of batch) {
         const record = buildRecord(p.draft, p.fixed, seq + 1, prev);
@@ -248,7 +250,7 @@ export class SqliteRecordStore implements RecordStore {
         return;
       }
       if (inserted) {
-        for (const sha256 of blobs.keys()) this.knownBlobs.add(sha256);
+        for (const sha256 of blobs.keys()) this.knownBlobs.set(sha256, true);
         built.forEach((b) => b.p.resolve(b.signed));
         return;
       }
@@ -329,7 +331,7 @@ export class SqliteRecordStore implements RecordStore {
   }
 
   async getBlob(sha256: string): Promise<Uint8Array | undefined> {
-    if (!isBlobName(sha256)) return undefined;
+    if (!isSha256Hex(sha256)) return undefined;
     let row: { data: Buffer } | undefined;
     try {
       row = this.st.blob.get(sha256) as typeof row;

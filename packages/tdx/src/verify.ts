@@ -1,5 +1,5 @@
 import { createHash, createPublicKey, verify as cryptoVerify, type KeyObject, type X509Certificate } from 'node:crypto';
-import { reject, inputError, wrapError, equalBytes, toHex } from '@joinguard/core';
+import { BoundedMap, reject, inputError, wrapError, equalBytes, toHex } from '@joinguard/core';
 import { decodeQuote, type TdxQuote } from './decode.js';
 import { checkChainTimeAndRevocation, checkWindow, certificateExtension, fingerprintOf, parsePemChain, sha256Hex, verifyChain, verifyChainSignatures, verifyCrl, type TrustAnchor, type VerifiedCrl } from './certs.js';
 import { parsePckExtensions, SGX_EXTENSIONS_OID, type PckExtensions } from './pck.js';
@@ -139,9 +139,9 @@ export interface CheckedPckChain {
  * costs the two P-256 verifies of the quote itself.
  */
 export class PckChainCache {
-  private readonly map = new Map<string, CheckedPckChain>();
+  private readonly map: BoundedMap<string, CheckedPckChain>;
   /** Attestation keys as KeyObjects (importing a key costs about as much as a verification). */
-  private readonly keys = new Map<string, KeyObject>();
+  private readonly keys: BoundedMap<string, KeyObject>;
   /**
    * QE reports whose PCK signature verified, per checked chain. A platform's QE signs one report for its
    * attestation key and every quote of that platform repeats it, so once the exact bytes (report and
@@ -149,7 +149,10 @@ export class PckChainCache {
    * the quote's attestation key is still checked on every quote.
    */
   private readonly qeReports = new WeakMap<CheckedPckChain, Set<string>>();
-  constructor(private readonly maxEntries = 1024) {}
+  constructor(maxEntries = 1024) {
+    this.map = new BoundedMap(maxEntries);
+    this.keys = new BoundedMap(maxEntries);
+  }
   qeReportVerified(chain: CheckedPckChain, digest: string): boolean {
     return this.qeReports.get(chain)?.has(digest) === true;
   }
@@ -167,7 +170,6 @@ export class PckChainCache {
     let key = this.keys.get(k);
     if (!key) {
       key = attestationKeyObject(raw);
-      if (this.keys.size >= this.maxEntries) this.keys.delete(this.keys.keys().next().value!);
       this.keys.set(k, key);
     }
     return key;
@@ -176,7 +178,6 @@ export class PckChainCache {
     return this.map.get(key);
   }
   set(key: string, v: CheckedPckChain): void {
-    if (this.map.size >= this.maxEntries) this.map.delete(this.map.keys().next().value!);
     this.map.set(key, v);
   }
   get size(): number {

@@ -1,5 +1,5 @@
 import { createHash, createPublicKey, constants as cryptoConstants, verify as cryptoVerify, KeyObject } from 'node:crypto';
-import { concatBytes, digest, equalBytes, fromHex, inputError, reject, toHex, wrapError } from '@joinguard/core';
+import { BoundedMap, concatBytes, digest, equalBytes, fromHex, inputError, reject, toHex, wrapError } from '@joinguard/core';
 import { TPM_ALG, TPM_ECC_CURVE, TPM_HASH, tpmAlgName } from './constants.js';
 import { decodeAttest, decodePublic, decodeSignature, type ClockInfo, type ObjectAttributes, type PcrSelection, type TpmsAttest, type TpmtPublic, type TpmtSignature } from './decode.js';
 
@@ -97,8 +97,7 @@ function looksLikeText(b: Uint8Array): boolean {
  * Importing a public key costs more than verifying with it, and a verifier sees the same AKs again at every
  * re-attestation; keep the last few imports, keyed by the exact bytes (a bounded map, oldest evicted).
  */
-const AK_CACHE_SIZE = 256;
-const akCache = new Map<string, ResolvedAk>();
+const akCache = new BoundedMap<string, ResolvedAk>(256);
 
 export function resolveAk(ak: AkPublicInput): ResolvedAk {
   if (ak instanceof Uint8Array) {
@@ -106,7 +105,6 @@ export function resolveAk(ak: AkPublicInput): ResolvedAk {
     const hit = akCache.get(k);
     if (hit) return hit;
     const r = resolveAkUncached(ak);
-    if (akCache.size >= AK_CACHE_SIZE) akCache.delete(akCache.keys().next().value!);
     // The cached TPMT_PUBLIC must not alias the caller's buffer, which the caller may reuse.
     const stable = r.pub ? decodePublic(new Uint8Array(ak)) : undefined;
     const entry = stable ? { key: r.key, pub: stable } : r;

@@ -6,6 +6,7 @@ import fastifyRateLimit from '@fastify/rate-limit';
 import { JoinguardError, isJoinguardError } from '@joinguard/core';
 import {
   attestResponseSchema,
+  hexSha256Schema,
   challengeResponseSchema,
   errorReplySchema,
   evidenceSchema,
@@ -224,7 +225,7 @@ export async function buildServer(o: ServerOptions): Promise<FastifyInstance> {
       schema: {
         tags: ['audit'],
         summary: 'Content a record names by SHA-256 (evidenceBlobs), as raw bytes',
-        params: { type: 'object', properties: { sha256: { type: 'string', pattern: '^[0-9a-f]{64}$' } } },
+        params: { type: 'object', properties: { sha256: hexSha256Schema } },
         security: [{ bearer: [] }],
       },
     },

@@ -233,7 +233,7 @@ export class Verifier {
       tee: appraisal.tee,
       verdict: appraisal.verdict,
       purpose: appraisal.purpose,
-      body: appraisalBody(kept, evidence, outcome, pool.name),
+      body: appraisalBody(kept, outcome, pool.name),
       blobs: kept.blobs,
     });
 
@@ -691,14 +691,14 @@ function isNodeName(s: string): boolean {
  * `measurements` are not repeated: they are a view of the claims, and every copied node costs the verifier
  * on each appraisal (canonicalisation, signing, the durable write).
  */
-function appraisalBody(kept: RecordedEvidence, evidence: Evidence, o: AppraisalOutcome, pool: string): { [k: string]: JsonValue } {
+function appraisalBody(kept: RecordedEvidence, o: AppraisalOutcome, pool: string): { [k: string]: JsonValue } {
   // The evidence is parsed JSON that passed the schema, so it goes in as it is (the store re-checks that a
   // body is plain JSON), its event log by digest; the engine's own objects may hold undefined members, which
   // the copies drop.
   return {
     evidence: kept.evidence as unknown as JsonValue,
     ...(kept.evidenceBlobs ? { evidenceBlobs: kept.evidenceBlobs } : {}),
-    runtimeData: evidence.runtimeData as unknown as JsonValue,
+    runtimeData: kept.evidence.runtimeData as JsonValue,
     bindingDigest: o.bindingDigest,
     // Checks are plain JSON as the engine builds them (CheckRun, policyCheck): no copy.
     checks: o.appraisal.checks as unknown as JsonValue,

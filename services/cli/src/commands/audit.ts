@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import type { Command } from 'commander';
 import type { JSONWebKeySet } from 'jose';
 import { inputError, reject } from '@joinguard/core';
-import { allKeys, evidenceOfRecord, type KeyRing, type RecordPage, type RecordQuery, type SignedRecord } from '@joinguard/protocol';
+import { allKeys, evidenceOfRecord, isSha256Hex, type KeyRing, type RecordPage, type RecordQuery, type SignedRecord } from '@joinguard/protocol';
 import { allRecords, decodeRecordJws, verifyEntries, type ChainVerification, type RecordStore } from '@joinguard/store';
 import { readPolicy, recordedPolicy } from '@joinguard/verifier';
 import { policyDigest, type Policy } from '@joinguard/policy';
@@ -36,21 +36,26 @@ interface RecordSource {
 /** Largest blob read over HTTP: an event log is at most a few MiB (the evidence schema's bound). */
 const MAX_HTTP_BLOB_BYTES = 64 * 1024 * 1024;
 
-async function httpBlob(url: string, token: string | undefined): Promise<Uint8Array | undefined> {
-  let res: Response;
+/** GET with the auditor's token; a verifier that cannot be reached is AUDIT_UNREACHABLE. */
+async function httpGet(url: string, token: string | undefined): Promise<Response> {
   try {
-    res = await fetch(url, { headers: token ? { authorization: `Bearer ${token}` } : {} });
+    return await fetch(url, { headers: token ? { authorization: `Bearer ${token}` } : {} });
   } catch (e) {
     throw inputError('AUDIT_UNREACHABLE', `cannot reach ${url}: ${(e as Error).message}`, { url });
   }
+}
+
+function httpFailure(url: string, status: number, body: { code?: string; message?: string } | undefined) {
+  return inputError('AUDIT_HTTP', `${url} answered ${status}${body?.code ? ` ${body.code}: ${body.message}` : ''}`, { status });
+}
+
+async function httpBlob(url: string, token: string | undefined): Promise<Uint8Array | undefined> {
+  const res = await httpGet(url, token);
   if (res.status === 404) {
     await res.body?.cancel();
     return undefined;
   }
-  if (!res.ok) {
-    const body = (await res.json().catch(() => undefined)) as { code?: string; message?: string } | undefined;
-    throw inputError('AUDIT_HTTP', `${url} answered ${res.status}${body?.code ? ` ${body.code}: ${body.message}` : ''}`, { status: res.status });
-  }
+  if (!res.ok) throw httpFailure(url, res.status, (await res.json().catch(() => undefined)) as { code?: string; message?: string } | undefined);
   const declared = Number(res.headers.get('content-length') ?? 0);
   if (declared > MAX_HTTP_BLOB_BYTES) {
     await res.body?.cancel();
@@ -62,15 +67,10 @@ async function httpBlob(url: string, token: string | undefined): Promise<Uint8Ar
 }
 
 async function httpJson(url: string, token: string | undefined): Promise<unknown> {
-  let res: Response;
-  try {
-    res = await fetch(url, { headers: token ? { authorization: `Bearer ${token}` } : {} });
-  } catch (e) {
-    throw inputError('AUDIT_UNREACHABLE', `cannot reach ${url}: ${(e as Error).message}`, { url });
-  }
+  const res = await httpGet(url, token);
   const body = (await res.json().catch(() => undefined)) as { code?: string; message?: string } | undefined;
   if (res.status === 404 && body?.code === 'NOT_FOUND') return undefined;
-  if (!res.ok) throw inputError('AUDIT_HTTP', `${url} answered ${res.status}${body?.code ? ` ${body.code}: ${body.message}` : ''}`, { status: res.status });
+  if (!res.ok) throw httpFailure(url, res.status, body);
   if (body === undefined) throw inputError('AUDIT_HTTP', `${url} did not answer JSON: is it a joinguard verifier?`, { status: res.status });
   return body;
 }
@@ -117,7 +117,7 @@ async function openSource(o: SourceOptions): Promise<RecordSource> {
       logs: async () => ['appraisals', 'key-releases', 'revocations', 'policy', 'csr-decisions'],
       verifyChain: (log, keys) => verifyEntries(log, logEntries(source, log), keys),
       // The name is checked before it goes into a URL; what comes back is checked against it by the caller.
-      blob: async (sha256) => (/^[0-9a-f]{64}$/.test(sha256) ? httpBlob(`${base}/v1/blobs/${sha256}`, token) : undefined),
+      blob: async (sha256) => (isSha256Hex(sha256) ? httpBlob(`${base}/v1/blobs/${sha256}`, token) : undefined),
       close: async () => undefined,
     };
     return source;

@@ -1,5 +1,5 @@
 import { createPublicKey, type JsonWebKey, type KeyObject } from 'node:crypto';
-import { digest, equalBytes, reject, toHex } from '@joinguard/core';
+import { BoundedMap, digest, equalBytes, reject, toHex } from '@joinguard/core';
 import { parseEventLog, type EventLog } from '@joinguard/eventlog';
 import { evaluate, type AppraisalClaims, type Policy, type RuleResult } from '@joinguard/policy';
 import {
@@ -130,8 +130,7 @@ function spki(k: KeyObject): Buffer {
  * Importing an EC point costs about as much as a P-256 signature check (OpenSSL validates it), and a node
  * re-attests with the key it attested with before: the last points found valid are kept (oldest evicted).
  */
-const TEE_KEY_CACHE_SIZE = 1024;
-const validTeeKeys = new Set<string>();
+const validTeeKeys = new BoundedMap<string, true>(1024);
 
 /** A P-256 or X25519 public JWK and nothing private: the key broker encrypts the disk key to it. */
 function checkTeeKey(k: unknown): string {
@@ -157,8 +156,7 @@ function checkTeeKey(k: unknown): string {
   } catch (e) {
     throw reject('APPRAISE_TEE_KEY_INVALID', `runtimeData.teeKey is not a valid ${kind} public key: ${e instanceof Error ? e.message : String(e)}`, {});
   }
-  if (validTeeKeys.size >= TEE_KEY_CACHE_SIZE) validTeeKeys.delete(validTeeKeys.values().next().value!);
-  validTeeKeys.add(point);
+  validTeeKeys.set(point, true);
   return kind;
 }
 
