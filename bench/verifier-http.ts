@@ -2,6 +2,7 @@
 // fixed offered rate; and raw ECDSA P-384 verifications per second on the same core in the same run.
 //
 // Usage: npx tsx bench/verifier-http.ts [--seconds 8] [--rate 500] [--latency-seconds S] [--concurrency 32] [--store sqlite|memory]
+//        [--p384 auto|nettle|openssl]   (the verifier's crypto.p384; auto, its default, is Nettle where it loads)
 // (the open-loop phase lasts --latency-seconds, by default three quarters of --seconds; a longer one gives a
 // steadier p99)
 //
@@ -25,9 +26,22 @@ const rate = Number(args.get('rate') ?? 500);
 const latencySeconds = Number(args.get('latency-seconds') ?? seconds * 0.75);
 const concurrency = Number(args.get('concurrency') ?? 32);
 const storeKind = args.get('store') ?? 'sqlite';
+const p384 = args.get('p384') ?? 'auto';
 
 spawnSync('taskset', ['-cp', '1', String(process.pid)]);
 const { call, close: closeHttp } = httpCaller(Math.max(concurrency, 64));
+
+/** Raw P-384 verifies per second of each backend of @joinguard/snp, on the verifier's core. */
+function rawBackends(ms: number): Record<string, number> {
+  const [cmd, ...pre] = pinPrefix(0);
+  const argv = [...pre, process.execPath, '--import', 'tsx', join(repoRoot, 'bench/p384-raw.ts'), String(ms)];
+  const r = cmd ? spawnSync(cmd, argv, { encoding: 'utf8', cwd: repoRoot }) : spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8', cwd: repoRoot });
+  try {
+    return JSON.parse(r.stdout) as Record<string, number>;
+  } catch {
+    return {};
+  }
+}
 
 function rawEcdsaP384(ms: number): number {
   const script = `
@@ -57,6 +71,7 @@ async function main(): Promise<void> {
     policy: { file: join(dir, 'policy.yaml') },
     trust: { snpTestRoots: [trust.snpRootsPem] },
     rateLimit: { attestPerMinute: 10_000_000 },
+    crypto: { p384 },
     logLevel: 'warn',
   };
   writeFileSync(join(dir, 'verifier.yaml'), YAML.stringify(config));
@@ -138,13 +153,15 @@ async function main(): Promise<void> {
     const q = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))]!;
 
     const raw = rawEcdsaP384(2000);
+    const backends = rawBackends(1000);
     console.log(`verifier over HTTP, one core (taskset CPU 0), store ${storeKind}, bundle ${(bundleBytes / 1024).toFixed(1)} KiB (SNP report + vTPM quote + event log)`);
     console.log(`  throughput: ${perSec.toFixed(0)} appraisals/s (${tp.length} in ${tpSec.toFixed(2)} s, concurrency ${concurrency}, ${failed} non-200)`);
     if (cpuMs !== undefined) {
       console.log(`  verifier CPU per appraisal (all its threads, /proc): ${cpuMs.toFixed(2)} ms, i.e. ${(1000 / cpuMs).toFixed(0)} appraisals/s on a core of its own`);
     }
     console.log(`  latency at ${rate}/s offered (${lat.length} requests): p50 ${q(0.5).toFixed(1)} ms, p90 ${q(0.9).toFixed(1)} ms, p99 ${q(0.99).toFixed(1)} ms, max ${latencies.at(-1)!.toFixed(1)} ms`);
-    console.log(`  raw ECDSA P-384 verify, same core: ${raw.toFixed(0)}/s; appraisals per raw verify: ${(perSec / raw).toFixed(2)}`);
+    console.log(`  raw ECDSA P-384 verify, same core: ${raw.toFixed(0)}/s (node:crypto); appraisals per raw verify: ${(perSec / raw).toFixed(2)}`);
+    console.log(`  raw P-384 by the verifier's backends, same core: ${Object.entries(backends).map(([k, v]) => `${k} ${v.toFixed(0)}/s`).join(', ') || 'n/a'} (verifier configured with crypto.p384 ${p384})`);
     // The host's speed drifts between runs; the CPU of an appraisal counted in P-384 verifications of the same
     // run drifts much less, and is the figure to compare changes by.
     if (cpuMs !== undefined) console.log(`  verifier CPU per appraisal in raw P-384 verifies: ${((cpuMs * raw) / 1000).toFixed(2)} (1,000/s on a core that verifies ${raw.toFixed(0)}/s needs ${(raw / 1000).toFixed(2)})`);

@@ -3,7 +3,7 @@
 # everything is present. Needs root (or sudo) on Debian/Ubuntu.
 set -euo pipefail
 
-packages=(swtpm swtpm-tools tpm2-tools libtss2-dev nats-server)
+packages=(swtpm swtpm-tools tpm2-tools libtss2-dev nats-server libhogweed6 libgmp10)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

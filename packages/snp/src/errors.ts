@@ -50,6 +50,8 @@ export const SnpErrorCode = {
   KDS_HTTP_ERROR: 'SNP_KDS_HTTP_ERROR',
   KDS_NETWORK_ERROR: 'SNP_KDS_NETWORK_ERROR',
   KDS_BAD_RESPONSE: 'SNP_KDS_BAD_RESPONSE',
+  // configuration
+  CRYPTO_UNAVAILABLE: 'SNP_CRYPTO_UNAVAILABLE',
 } as const;
 
 export type SnpErrorCodeValue = (typeof SnpErrorCode)[keyof typeof SnpErrorCode];

@@ -1,4 +1,4 @@
-import { verify as cryptoVerify, type KeyObject } from 'node:crypto';
+import type { KeyObject } from 'node:crypto';
 import { digest, equalBytes, isAllZero, reject, toHex } from '@joinguard/core';
 import { SnpErrorCode } from './errors.js';
 import { decodeReport, reportCpuid, SIG_COMPONENT_SIZE, SIGNING_KEY_NONE, SIGNING_KEY_VLEK, type SnpReport } from './decode.js';
@@ -7,6 +7,7 @@ import { readTlv } from './der.js';
 import { amdTrustStore, type SnpTrustStore } from './roots.js';
 import { decodeTcb, resolveProduct, tcbLayoutFor, type SnpProduct } from './tcb.js';
 import { buildClaims, type SnpClaims } from './claims.js';
+import { verifyP384Sha384 } from './p384.js';
 
 export type SigningKeyKind = 'vcek' | 'vlek';
 
@@ -234,13 +235,7 @@ export function verifyReportSignature(report: SnpReport, key: KeyObject): void {
     sig[47 - i] = r[i]!;
     sig[95 - i] = s[i]!;
   }
-  let ok: boolean;
-  try {
-    ok = cryptoVerify('sha384', report.signedBytes, { key, dsaEncoding: 'ieee-p1363' }, sig);
-  } catch {
-    ok = false;
-  }
-  if (!ok) {
+  if (!verifyP384Sha384(key, report.signedBytes, sig)) {
     throw reject(SnpErrorCode.BAD_SIGNATURE, 'the report signature (ECDSA P-384 over bytes 0x000-0x29F) does not verify with the VCEK/VLEK key', { signingKey: report.signingKey === SIGNING_KEY_VLEK ? 'vlek' : 'vcek' });
   }
 }

@@ -2,7 +2,7 @@
 import fc from 'fast-check';
 import { isJoinguardError } from '@joinguard/core';
 import { readVector } from '@joinguard/core/testing';
-import { ALL_SNP_ERROR_CODES, ChainCache, parseAmdCert, REPORT_SIZE, verifyReport } from '../src/index.js';
+import { ALL_SNP_ERROR_CODES, ChainCache, p384Backends, parseAmdCert, REPORT_SIZE, verifyReport, type P384Backend } from '../src/index.js';
 
 const NOW = new Date('2026-11-23T00:00:00Z');
 const KNOWN = new Set(ALL_SNP_ERROR_CODES);
@@ -10,7 +10,7 @@ const KNOWN = new Set(ALL_SNP_ERROR_CODES);
 export const SIG_RESERVED_START = 0x2a0 + 144;
 
 export interface FuzzInput {
-  kind: 'random' | 'mutated' | 'resized' | 'cert';
+  kind: 'random' | 'mutated' | 'resized' | 'cert' | 'signature';
   bytes: Uint8Array;
   /** For mutated reports: whether a byte the verifier depends on changed. */
   coveredChange: boolean;
@@ -23,11 +23,33 @@ export function coveredBytesDiffer(report: Uint8Array, bytes: Uint8Array): boole
 }
 
 export function fuzzFixtures() {
+  const vcek = readVector('snp/gosevguest_milan_v2/vcek.der');
   return {
     report: readVector('snp/gosevguest_milan_v2/report.bin'),
-    vcek: readVector('snp/gosevguest_milan_v2/vcek.der'),
+    vcek,
+    vcekKey: parseAmdCert(vcek, 'VCEK').publicKey,
     cache: new ChainCache(),
+    backends: p384Backends() as readonly P384Backend[],
   };
+}
+
+/** r and s of a report (little-endian, 72-byte fields at 0x2A0 and 0x2E8) as the P1363 form the backends take. */
+function p1363(bytes: Uint8Array): Buffer {
+  const sig = Buffer.alloc(96);
+  for (let i = 0; i < 48; i++) {
+    sig[47 - i] = bytes[0x2a0 + i]!;
+    sig[95 - i] = bytes[0x2e8 + i]!;
+  }
+  return sig;
+}
+
+/** Every ECDSA P-384 backend gives the same answer for this report's signature (node:crypto is the reference). */
+export function backendsAgree(fx: ReturnType<typeof fuzzFixtures>, bytes: Uint8Array): boolean {
+  if (bytes.length !== REPORT_SIZE) return true;
+  const signed = bytes.subarray(0, 0x2a0);
+  const sig = p1363(bytes);
+  const answers = fx.backends.map((b) => b.verify(fx.vcekKey, signed, sig));
+  return answers.every((a) => a === answers[0]);
 }
 
 export function fuzzInput(fx: ReturnType<typeof fuzzFixtures>): fc.Arbitrary<FuzzInput> {
@@ -49,12 +71,22 @@ export function fuzzInput(fx: ReturnType<typeof fuzzFixtures>): fc.Arbitrary<Fuz
     for (const [off, val] of edits) b[off] = val;
     return { kind: 'cert' as const, bytes: b, coveredChange: true };
   });
-  return fc.oneof(random, randomFull, mutated, mutated, resized, cert);
+  // Edits to r and s only (and sometimes one signed byte): the signature check is then the step that decides.
+  const signature = fc
+    .tuple(fc.array(fc.tuple(fc.nat({ max: 95 }), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 3 }), fc.option(fc.nat({ max: 0x29f })))
+    .map(([edits, signedAt]) => {
+      const b = new Uint8Array(fx.report);
+      for (const [off, val] of edits) b[off < 48 ? 0x2a0 + off : 0x2e8 + off - 48] = val;
+      if (signedAt !== null) b[signedAt]! ^= 0x01;
+      return { kind: 'signature' as const, bytes: b, coveredChange: coveredBytesDiffer(fx.report, b) };
+    });
+  return fc.oneof(random, randomFull, mutated, mutated, resized, cert, signature);
 }
 
 /**
  * The property: hostile input never crashes the decoder or verifier with anything but a JoinguardError
- * carrying a known SNP code, and any change to covered bytes of a good report is rejected.
+ * carrying a known SNP code, any change to covered bytes of a good report is rejected, and every P-384
+ * backend agrees on each edited report's signature.
  */
 export function fuzzProperty(fx: ReturnType<typeof fuzzFixtures>, input: FuzzInput): boolean {
   try {
@@ -62,6 +94,7 @@ export function fuzzProperty(fx: ReturnType<typeof fuzzFixtures>, input: FuzzInp
       verifyReport(fx.report, { vcek: input.bytes }, { now: NOW, product: 'milan' });
       return true; // an edit that leaves the certificate valid (e.g. in an unsigned part it cannot reach) is fine
     }
+    if ((input.kind === 'signature' || input.kind === 'mutated') && !backendsAgree(fx, input.bytes)) return false;
     verifyReport(input.bytes, { vcek: fx.vcek }, { now: NOW, product: 'milan', cache: fx.cache });
     return !input.coveredChange;
   } catch (e) {

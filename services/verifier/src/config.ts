@@ -45,6 +45,8 @@ export interface VerifierConfig {
   };
   auth: { tokensFile?: string; mtlsRoles: Record<string, Array<'auditor' | 'admin'>> };
   rateLimit: { attestPerMinute: number };
+  /** Which ECDSA P-384 implementation verifies SNP report signatures (see @joinguard/snp p384.ts). */
+  crypto: { p384: 'auto' | 'nettle' | 'openssl' };
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 }
 
@@ -129,6 +131,7 @@ const schema = {
       },
     },
     rateLimit: { type: 'object', additionalProperties: false, properties: { attestPerMinute: { type: 'integer', minimum: 1 } } },
+    crypto: { type: 'object', additionalProperties: false, properties: { p384: { enum: ['auto', 'nettle', 'openssl'] } } },
     logLevel: { enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] },
   },
 } as const;
@@ -152,6 +155,7 @@ export function defaultConfig(dataDir = '.joinguard'): VerifierConfig {
     trust: { snpTestRoots: [], tdxTestRoots: [] },
     auth: { mtlsRoles: {} },
     rateLimit: { attestPerMinute: 120 },
+    crypto: { p384: 'auto' },
     logLevel: 'info',
   };
 }
@@ -241,6 +245,7 @@ function applyEnv(raw: Record<string, unknown>, env: NodeJS.ProcessEnv): void {
   if (env.JOINGUARD_NATS_SERVERS) raw.store = { kind: 'jetstream', servers: env.JOINGUARD_NATS_SERVERS.split(',').map((s) => s.trim()).filter(Boolean) };
   if (env.JOINGUARD_POLICY) section('policy').file = env.JOINGUARD_POLICY;
   if (env.JOINGUARD_LOG_LEVEL) raw.logLevel = env.JOINGUARD_LOG_LEVEL;
+  if (env.JOINGUARD_CRYPTO_P384) section('crypto').p384 = env.JOINGUARD_CRYPTO_P384;
 }
 
 function resolveConfig(c: Partial2<VerifierConfig>, base: string): VerifierConfig {
@@ -274,6 +279,7 @@ function resolveConfig(c: Partial2<VerifierConfig>, base: string): VerifierConfi
     },
     auth: { ...(c.auth?.tokensFile ? { tokensFile: p(c.auth.tokensFile) } : {}), mtlsRoles: c.auth?.mtlsRoles ?? {} },
     rateLimit: { ...d.rateLimit, ...c.rateLimit },
+    crypto: { ...d.crypto, ...c.crypto },
     logLevel: c.logLevel ?? d.logLevel,
   };
 }

@@ -11,6 +11,7 @@ export class VerifierMetrics {
   readonly collateralFetchFailures: Counter<'kind'>;
   readonly nodeLastVerified: Gauge<'node'>;
   readonly rejections: Counter<'code'>;
+  readonly cryptoBackend: Gauge<'operation' | 'backend' | 'library'>;
   private readonly ageSources: Array<() => Partial<Record<string, number>>> = [];
 
   constructor(opts: { defaultMetrics?: boolean } = {}) {
@@ -49,6 +50,7 @@ export class VerifierMetrics {
     this.collateralFetchFailures = new Counter({ name: 'joinguard_collateral_fetch_failures_total', help: 'Failed collateral fetches by kind', labelNames: ['kind'], registers });
     this.nodeLastVerified = new Gauge({ name: 'joinguard_node_last_verified_timestamp_seconds', help: 'Unix time of the last passing appraisal per node', labelNames: ['node'], registers });
     this.rejections = new Counter({ name: 'joinguard_rejections_total', help: 'Rejected requests by error code', labelNames: ['code'], registers });
+    this.cryptoBackend = new Gauge({ name: 'joinguard_crypto_backend_info', help: 'The implementation of each costly crypto operation (value 1)', labelNames: ['operation', 'backend', 'library'], registers });
   }
 
   /** Adds a source of collateral ages (seconds by kind), asked at every scrape of the age gauge. */

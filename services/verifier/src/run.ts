@@ -5,7 +5,7 @@ import pino from 'pino';
 import { inputError, isJoinguardError, JoinguardError } from '@joinguard/core';
 import { defaultPolicy, loadPolicy, policyDigest, type Policy } from '@joinguard/policy';
 import { openJetStreamStore, openSqliteStore, type RecordStore } from '@joinguard/store';
-import { ChainCache } from '@joinguard/snp';
+import { ChainCache, p384FallbackReason, useP384Backend } from '@joinguard/snp';
 import { PckChainCache } from '@joinguard/tdx';
 import { defaultTrust, type AppraisalTrust } from './appraise/index.js';
 import { tdxCollateralIssuedAt } from './appraise/trust.js';
@@ -114,6 +114,11 @@ export function loadPools(config: VerifierConfig, now: Date, log?: { warn(o: obj
 export async function startVerifier(config: VerifierConfig, opts: { testHooks?: TestHooks; listen?: boolean; now?: () => Date } = {}): Promise<RunningVerifier> {
   const now = opts.now ?? (() => new Date());
   const logger = pino({ level: config.logLevel, redact: ['req.headers.authorization'] });
+  // First, so that a forced backend that cannot load stops the start before anything is opened.
+  const p384 = useP384Backend(config.crypto.p384);
+  const fallback = p384FallbackReason();
+  if (fallback) logger.warn({ backend: p384.name, reason: fallback }, `ECDSA P-384: Nettle cannot be used (${fallback}); using ${p384.library}, which is slower`);
+  else logger.info({ backend: p384.name, library: p384.library }, `ECDSA P-384 verification by ${p384.library}`);
   const keys = await SigningKeys.open({
     dir: config.signing.keysDir,
     alg: config.signing.alg,
@@ -135,6 +140,7 @@ export async function startVerifier(config: VerifierConfig, opts: { testHooks?: 
     keys.startMaintenance(config.signing.checkIntervalSeconds * 1000);
     const pools = loadPools(config, now(), logger);
     const metrics = new VerifierMetrics({ defaultMetrics: true });
+    metrics.cryptoBackend.set({ operation: 'ecdsa_p384_verify', backend: p384.name, library: p384.library }, 1);
     const readPems = (files: string[]) => files.map((f) => readFileSync(f, 'utf8'));
     const trust = defaultTrust({
       snpTestRootsPem: readPems(config.trust.snpTestRoots),

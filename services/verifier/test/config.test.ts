@@ -63,6 +63,18 @@ describe('verifier configuration', () => {
     }
   });
 
+  it('takes crypto.p384 as auto (default), nettle or openssl, from the file or JOINGUARD_CRYPTO_P384', () => {
+    expect(loadConfig({ file: cfgFile('{}\n'), env: {} }).crypto.p384).toBe('auto');
+    expect(loadConfig({ file: cfgFile('crypto: { p384: openssl }\n'), env: {} }).crypto.p384).toBe('openssl');
+    expect(loadConfig({ file: cfgFile('crypto: { p384: openssl }\n'), env: { JOINGUARD_CRYPTO_P384: 'nettle' } }).crypto.p384).toBe('nettle');
+    for (const file of ['crypto: { p384: boringssl }\n', 'crypto: { p256: nettle }\n']) {
+      const e = thrown(() => loadConfig({ file: cfgFile(file), env: {} }));
+      expect(e.code, file).toBe('CONFIG_INVALID');
+      expect(e.message, file).toContain('/crypto');
+    }
+    expect(thrown(() => loadConfig({ env: { JOINGUARD_CRYPTO_P384: 'fast' } })).message).toContain('/crypto/p384');
+  });
+
   it('refuses a bad port from the environment and unreadable or malformed files', () => {
     expect(thrown(() => loadConfig({ env: { JOINGUARD_LISTEN_PORT: 'eighty' } })).code).toBe('CONFIG_INVALID');
     expect(thrown(() => loadConfig({ file: '/nonexistent/verifier.yaml', env: {} })).code).toBe('CONFIG_UNREADABLE');

@@ -77,6 +77,9 @@ describe('/metrics', () => {
     expect(first.le).toBeGreaterThanOrEqual(sum!);
     expect(buckets.filter((b) => b.le < sum!).every((b) => b.v === 0)).toBe(true);
 
+    // The P-384 implementation in use (auto picks Nettle where it loads, as here).
+    expect([...s.entries()].filter(([k]) => k.startsWith('joinguard_crypto_backend_info{'))).toEqual([[expect.stringMatching(/^joinguard_crypto_backend_info\{operation="ecdsa_p384_verify",backend="nettle",library="nettle \d+\.\d+"\}$/), 1]]);
+
     // Node.js process metrics are there too, under the joinguard_ prefix.
     expect(text).toMatch(/^joinguard_process_cpu_user_seconds_total /m);
   });
