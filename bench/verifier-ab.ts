@@ -15,7 +15,16 @@ import { join } from 'node:path';
 import YAML from 'yaml';
 import { freePort } from '@joinguard/core/testing';
 import { createSimCvm } from '@joinguard/simcvm';
+import { readFileSync } from 'node:fs';
 import { httpCaller, processCpuSeconds, threadCpuSeconds } from './support.js';
+
+function threadName(pid: number | undefined, tid: string): string {
+  try {
+    return `${readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim()}#${tid}`;
+  } catch {
+    return `#${tid}`;
+  }
+}
 const roots = process.argv.slice(2, 4);
 if (roots.length !== 2) {
   console.error('usage: npx tsx bench/verifier-ab.ts ROOT_A ROOT_B [appraisals]');
@@ -81,6 +90,8 @@ if (process.env.AB_THREADS) {
     const others = d.filter(([t]) => t !== String(s.child.pid)).map(([, v]) => v).sort((a, b) => b - a);
     const per = (seconds: number) => ((seconds * 1000) / n).toFixed(3);
     console.log(`${i === 0 ? 'A' : 'B'}: main ${per(main)} ms, busiest other thread ${per(others[0] ?? 0)} ms, rest ${per(others.slice(1).reduce((a, b) => a + b, 0))} ms per appraisal`);
+    const named = d.filter(([, v]) => v > 0).sort((a, b) => b[1] - a[1]).map(([t, v]) => `${threadName(s.child.pid, t)} ${per(v)}`);
+    console.log(`   by thread: ${named.join(', ')}`);
   }
 }
 console.log(`wall ${wall.toFixed(1)} s, ${bad} non-200; CPU per appraisal: ${servers.map((s, i) => `${s.root}${nodeArgs[i]?.length ? ' ' + nodeArgs[i]!.join(' ') : ''}${Object.keys(envs[i] ?? {}).length ? ' ' + JSON.stringify(envs[i]) : ''} ${ms[i]!.toFixed(3)} ms`).join(' | ')}; ratio ${(ms[1]! / ms[0]!).toFixed(3)}`);
