@@ -43,6 +43,15 @@ export function threadCpuSeconds(pid: number | undefined): Map<string, number> {
   return m;
 }
 
+/** A thread's name and id, e.g. "node#1234" (Linux /proc; "#1234" elsewhere). */
+export function threadName(pid: number | undefined, tid: string): string {
+  try {
+    return `${readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim()}#${tid}`;
+  } catch {
+    return `#${tid}`;
+  }
+}
+
 export type Call = (port: number, method: string, path: string, body?: string) => Promise<{ status: number; text: string }>;
 
 /** HTTP requests to 127.0.0.1 over one keep-alive agent; `close` ends its sockets. */

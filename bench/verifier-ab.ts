@@ -15,16 +15,7 @@ import { join } from 'node:path';
 import YAML from 'yaml';
 import { freePort } from '@joinguard/core/testing';
 import { createSimCvm } from '@joinguard/simcvm';
-import { readFileSync } from 'node:fs';
-import { httpCaller, processCpuSeconds, threadCpuSeconds } from './support.js';
-
-function threadName(pid: number | undefined, tid: string): string {
-  try {
-    return `${readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim()}#${tid}`;
-  } catch {
-    return `#${tid}`;
-  }
-}
+import { httpCaller, processCpuSeconds, threadCpuSeconds, threadName } from './support.js';
 const roots = process.argv.slice(2, 4);
 if (roots.length !== 2) {
   console.error('usage: npx tsx bench/verifier-ab.ts ROOT_A ROOT_B [appraisals]');

@@ -18,7 +18,7 @@ export { checkTcbAtLeast, decodeTcb, encodeTcb, tcbLayoutFor, tcbHex, parseProdu
 export type { SnpProduct, TcbVersion, TcbLayout } from './tcb.js';
 export { buildClaims, decodePolicy, decodePlatformInfo, reportToJson, inspectReport, inspectLayout, POLICY_BIT, PLATFORM_INFO_BIT } from './claims.js';
 export type { SnpClaims, GuestPolicy, PlatformInfo, SigningKeyName } from './claims.js';
-export { verifyReport, verifyChain, verifyReportSignature, checkExtensions, checkCrl, reportProduct, ChainCache } from './verify.js';
+export { verifyReport, verifyChain, verifyReportSignature, reportSignatureP1363, checkExtensions, checkCrl, reportProduct, ChainCache } from './verify.js';
 export type { SnpCollateral, SnpVerifyOptions, VerifiedChain, VerifiedSnpReport, SigningKeyKind } from './verify.js';
 export { useP384Backend, p384Backend, p384Backends, p384FallbackReason, verifyP384Sha384, P384_BACKEND_CHOICES, NETTLE_LIBRARIES } from './p384.js';
 export type { P384Backend, P384BackendChoice, P384BackendName } from './p384.js';

@@ -90,8 +90,8 @@ function loadNettle(libraries: { hogweed: string; gmp: string }): P384Backend {
   const ecdsaVerify = fn(hogweed, 'int nettle_ecdsa_verify(const void *pub, size_t length, const uint8_t *digest, const void *signature)');
   const version = `${fn(hogweed, 'int nettle_version_major(void)')() as number}.${fn(hogweed, 'int nettle_version_minor(void)')() as number}`;
 
-  // More than 64 bytes, so V8 keeps the bytes off its heap at a fixed address.
-  const scratch = Buffer.alloc(SLOT * 6);
+  // 128 bytes: more than 64, so V8 keeps the bytes off its heap at a fixed address.
+  const scratch = Buffer.alloc(SLOT * 4);
   const point = scratch.subarray(0, SLOT);
   const x = scratch.subarray(SLOT, 2 * SLOT);
   const y = scratch.subarray(2 * SLOT, 3 * SLOT);

@@ -220,21 +220,24 @@ export function checkCrl(crlBytes: Uint8Array, ark: AmdCert, intermediate: AmdCe
   return crl;
 }
 
-/** ECDSA P-384/SHA-384 over bytes 0x000-0x29F; r and s are little-endian in the report. */
-export function verifyReportSignature(report: SnpReport, key: KeyObject): void {
+/**
+ * A report's r and s (72-byte little-endian fields) as r ‖ s, 48 bytes each, big-endian: the form P-384
+ * verification takes. undefined when either has a non-zero byte beyond its 48th, i.e. is no P-384 value.
+ */
+export function reportSignatureP1363(r: Uint8Array, s: Uint8Array): Buffer | undefined {
+  for (let i = 48; i < SIG_COMPONENT_SIZE; i++) if (r[i] !== 0 || s[i] !== 0) return undefined;
   const sig = Buffer.allocUnsafe(96);
-  const r = report.signatureR;
-  const s = report.signatureS;
-  // Components are 48 bytes for P-384; the upper 24 bytes of each 72-byte field must be zero.
-  for (let i = 48; i < SIG_COMPONENT_SIZE; i++) {
-    if (r[i] !== 0 || s[i] !== 0) {
-      throw reject(SnpErrorCode.BAD_SIGNATURE, 'the report signature is not a P-384 signature: r or s exceeds 48 bytes', {});
-    }
-  }
   for (let i = 0; i < 48; i++) {
     sig[47 - i] = r[i]!;
     sig[95 - i] = s[i]!;
   }
+  return sig;
+}
+
+/** ECDSA P-384/SHA-384 over bytes 0x000-0x29F; r and s are little-endian in the report. */
+export function verifyReportSignature(report: SnpReport, key: KeyObject): void {
+  const sig = reportSignatureP1363(report.signatureR, report.signatureS);
+  if (!sig) throw reject(SnpErrorCode.BAD_SIGNATURE, 'the report signature is not a P-384 signature: r or s exceeds 48 bytes', {});
   if (!verifyP384Sha384(key, report.signedBytes, sig)) {
     throw reject(SnpErrorCode.BAD_SIGNATURE, 'the report signature (ECDSA P-384 over bytes 0x000-0x29F) does not verify with the VCEK/VLEK key', { signingKey: report.signingKey === SIGNING_KEY_VLEK ? 'vlek' : 'vcek' });
   }

@@ -8,6 +8,7 @@ import {
   p384FallbackReason,
   parseAmdCert,
   REPORT_SIZE,
+  reportSignatureP1363,
   SnpErrorCode,
   useP384Backend,
   verifyReport,
@@ -28,15 +29,10 @@ afterAll(() => {
   useP384Backend(initial);
 });
 
-/** A real report's signature as P1363 (the report holds r and s little-endian in 72-byte fields). */
+/** A real report's signature as P1363. */
 function p1363Of(report: Uint8Array): Buffer {
   const r = decodeReport(report);
-  const sig = Buffer.alloc(96);
-  for (let i = 0; i < 48; i++) {
-    sig[47 - i] = r.signatureR[i]!;
-    sig[95 - i] = r.signatureS[i]!;
-  }
-  return sig;
+  return reportSignatureP1363(r.signatureR, r.signatureS)!;
 }
 
 describe('ECDSA P-384 backends', () => {

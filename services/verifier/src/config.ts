@@ -3,6 +3,7 @@ import { dirname, resolve } from 'node:path';
 import Ajv from 'ajv';
 import YAML from 'yaml';
 import { inputError } from '@joinguard/core';
+import { P384_BACKEND_CHOICES, type P384BackendChoice } from '@joinguard/snp';
 
 /**
  * The verifier's configuration: a YAML or JSON file, then environment variables over it, validated once at
@@ -46,7 +47,7 @@ export interface VerifierConfig {
   auth: { tokensFile?: string; mtlsRoles: Record<string, Array<'auditor' | 'admin'>> };
   rateLimit: { attestPerMinute: number };
   /** Which ECDSA P-384 implementation verifies SNP report signatures (see @joinguard/snp p384.ts). */
-  crypto: { p384: 'auto' | 'nettle' | 'openssl' };
+  crypto: { p384: P384BackendChoice };
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 }
 
@@ -131,7 +132,7 @@ const schema = {
       },
     },
     rateLimit: { type: 'object', additionalProperties: false, properties: { attestPerMinute: { type: 'integer', minimum: 1 } } },
-    crypto: { type: 'object', additionalProperties: false, properties: { p384: { enum: ['auto', 'nettle', 'openssl'] } } },
+    crypto: { type: 'object', additionalProperties: false, properties: { p384: { enum: P384_BACKEND_CHOICES } } },
     logLevel: { enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] },
   },
 } as const;
