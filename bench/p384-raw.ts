@@ -1,11 +1,12 @@
 // Raw ECDSA P-384 verifications per second of each backend of @joinguard/snp (node:crypto, and Nettle where
 // libhogweed loads), in interleaved batches; prints {"openssl": n, "nettle": n}. Used by verifier-http.ts.
 // Usage: npx tsx bench/p384-raw.ts [milliseconds per backend, 1000]
-import { generateKeyPairSync, sign } from 'node:crypto';
+import { sign } from 'node:crypto';
+import { newKeyPair } from '@joinguard/core';
 import { p384Backends } from '@joinguard/snp';
 
 const ms = Number(process.argv[2] ?? 1000);
-const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'secp384r1' });
+const { privateKey, publicKey } = newKeyPair({ type: 'ec', namedCurve: 'secp384r1' });
 const data = Buffer.alloc(672, 7);
 const sig = sign('sha384', data, { key: privateKey, dsaEncoding: 'ieee-p1363' });
 const backends = p384Backends();

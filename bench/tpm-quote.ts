@@ -1,7 +1,8 @@
 // TPM quote verifications per second on one core: decode TPMS_ATTEST + TPMT_SIGNATURE, AK import, signature,
 // extraData and pcrDigest (24 SHA-256 PCRs), for the real RSA quotes and synthetic ECDSA ones.
 // Usage: npx tsx bench/tpm-quote.ts [seconds-per-round]
-import { createHash, createPublicKey, generateKeyPairSync, sign, verify as cryptoVerify, type JsonWebKey } from 'node:crypto';
+import { createHash, createPublicKey, sign, verify as cryptoVerify, type JsonWebKey } from 'node:crypto';
+import { newKeyPair } from '@joinguard/core';
 import { readVector, readVectorText } from '@joinguard/core/testing';
 import { decodeAttest, resolveAk, verifyQuote, type VerifyQuoteInput } from '@joinguard/tpm';
 
@@ -50,7 +51,7 @@ const u32 = (v: number) => Buffer.from([v >>> 24, (v >>> 16) & 0xff, (v >>> 8) &
 const b2 = (b: Uint8Array) => Buffer.concat([u16(b.length), Buffer.from(b)]);
 function ecdsa(curve: 'P-256' | 'P-384'): VerifyQuoteInput {
   const [hashId, hashName, curveId, size] = curve === 'P-256' ? [0x0b, 'sha256', 0x03, 32] : [0x0c, 'sha384', 0x04, 48];
-  const { publicKey, privateKey } = generateKeyPairSync('ec', { namedCurve: curve });
+  const { publicKey, privateKey } = newKeyPair({ type: 'ec', namedCurve: curve });
   const k = publicKey.export({ format: 'jwk' });
   const attrs = (1 << 1) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 16) | (1 << 18);
   const pub = Buffer.concat([u16(0x23), u16(hashId), u32(attrs), b2(new Uint8Array()), u16(0x10), u16(0x18), u16(hashId), u16(curveId), u16(0x10), b2(Buffer.from(k.x!, 'base64url')), b2(Buffer.from(k.y!, 'base64url'))]);

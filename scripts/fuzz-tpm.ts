@@ -6,8 +6,8 @@
 // A failure is: anything thrown that is not a JoinguardError (crash), an input taking more than 250 ms of CPU
 // (slow; CPU time, since wall time on a shared machine measures the scheduler), or a changed quote, signature
 // or PCR value that still verifies (forged).
-import { createHash, createPublicKey, generateKeyPairSync, sign, type JsonWebKey } from 'node:crypto';
-import { isJoinguardError } from '@joinguard/core';
+import { createHash, createPublicKey, sign, type JsonWebKey } from 'node:crypto';
+import { isJoinguardError, newKeyPair } from '@joinguard/core';
 import { readVector, readVectorText } from '@joinguard/core/testing';
 import { decodeAttest, decodePublic, decodeSignature, verifyQuote, type VerifyQuoteInput } from '@joinguard/tpm';
 import { fuzzRuns, fuzzSeed, xorshift32 } from './fuzz-common.js';
@@ -28,7 +28,7 @@ function quoteFor(digest: Buffer): Buffer {
 const zeroDigest = createHash('sha256').update(Buffer.alloc(8 * 32)).digest();
 
 function eccSeed(): VerifyQuoteInput {
-  const { publicKey, privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const { publicKey, privateKey } = newKeyPair({ type: 'ec', namedCurve: 'P-256' });
   const k = publicKey.export({ format: 'jwk' });
   const akPublic = Buffer.concat([u16(0x23), u16(0x0b), u32(ATTRS), b2(new Uint8Array()), u16(0x10), u16(0x18), u16(0x0b), u16(0x03), u16(0x10), b2(Buffer.from(k.x!, 'base64url')), b2(Buffer.from(k.y!, 'base64url'))]);
   const quote = quoteFor(zeroDigest);
@@ -36,7 +36,7 @@ function eccSeed(): VerifyQuoteInput {
   return { quote, signature: Buffer.concat([u16(0x18), u16(0x0b), b2(raw.subarray(0, 32)), b2(raw.subarray(32))]), akPublic, pcrs: ZERO_PCRS, expectedExtraData: Buffer.alloc(16, 9) };
 }
 function rsaSeed(): VerifyQuoteInput {
-  const { publicKey, privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const { publicKey, privateKey } = newKeyPair({ type: 'rsa', modulusLength: 2048 });
   const k = publicKey.export({ format: 'jwk' });
   const akPublic = Buffer.concat([u16(0x01), u16(0x0b), u32(ATTRS), b2(new Uint8Array()), u16(0x10), u16(0x14), u16(0x0b), u16(2048), u32(0), b2(Buffer.from(k.n!, 'base64url'))]);
   const quote = quoteFor(zeroDigest);

@@ -7,3 +7,5 @@ export type { IntelTcbStatus } from './tcb.js';
 export { parseRetryAfter } from './http.js';
 export { digest } from './hash.js';
 export { BoundedMap } from './bounded.js';
+export { newKeyPair } from './keys.js';
+export type { NewKeySpec } from './keys.js';

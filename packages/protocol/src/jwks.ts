@@ -1,4 +1,5 @@
-import { exportJWK, generateKeyPair, importJWK } from 'jose';
+import { generateKeyPairSync } from 'node:crypto';
+import { importJWK } from 'jose';
 import type { CryptoKey, JSONWebKeySet, JWK } from 'jose';
 import { inputError, wrapError } from '@joinguard/core';
 import { jwkThumbprint } from './result.js';
@@ -23,12 +24,28 @@ function publicOnly(jwk: JWK): JWK {
   return out;
 }
 
-/** A fresh key whose kid is its RFC 7638 thumbprint (so two replicas naming the same key agree on the kid). */
-export async function generateSigningKey(alg: ResultAlgorithm = 'ES256'): Promise<SigningKey> {
-  const { privateKey, publicKey } = await generateKeyPair(alg, { extractable: true });
-  const pub = publicOnly(await exportJWK(publicKey));
+const KEY_SPECS = {
+  ES256: ['ec', { namedCurve: 'P-256' }],
+  ES384: ['ec', { namedCurve: 'P-384' }],
+  EdDSA: ['ed25519', {}],
+  PS256: ['rsa', { modulusLength: 2048 }],
+} as const;
+
+/**
+ * A fresh key whose kid is its RFC 7638 thumbprint (so two replicas naming the same key agree on the kid),
+ * with its private JWK. The key is generated straight into that JWK and imported from it, as a loaded key
+ * is: exporting a
+ * key object that came out of Node 20's key generation can deadlock (see newKeyPair in @joinguard/core).
+ */
+export async function generateSigningKey(alg: ResultAlgorithm = 'ES256'): Promise<SigningKey & { privateJwk: JWK }> {
+  const [type, options] = KEY_SPECS[alg];
+  const generate = generateKeyPairSync as unknown as (type: string, options: object) => { privateKey: JWK };
+  const { privateKey: jwk } = generate(type, { ...options, publicKeyEncoding: { format: 'jwk' }, privateKeyEncoding: { format: 'jwk' } });
+  const privateKey = (await importJWK(jwk, alg, { extractable: true })) as CryptoKey;
+  const pub = publicOnly(jwk);
   const kid = await jwkThumbprint(pub);
-  return { kid, alg, privateKey, publicJwk: { ...pub, kid, alg, use: 'sig' } };
+  // The private JWK, for whoever keeps the key in a file: it need not be exported again.
+  return { kid, alg, privateKey, publicJwk: { ...pub, kid, alg, use: 'sig' }, privateJwk: { ...jwk, kid, alg } };
 }
 
 /** Loads a signing key from a private JWK (as kept in the verifier's key file). */

@@ -2,10 +2,10 @@
 // SNP or TDX signer under a generated test root (trusted only by a verifier configured with it), a vTPM
 // (swtpm, or an in-process software TPM), and a synthetic TCG event log whose replay is extended into the
 // vTPM, and produces complete evidence bundles bound to a challenge exactly as a real attester does.
-import { createHash, generateKeyPairSync, randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { toHex } from '@joinguard/core';
+import { toHex, newKeyPair } from '@joinguard/core';
 import { bindingDigest, fromB64url, toB64url, tpmExtraData, type Evidence, type RuntimeData, type TeeKeyJwk } from '@joinguard/protocol';
 import { POLICY_API_VERSION, POLICY_KIND, type Policy } from '@joinguard/policy';
 import type { SnpProduct, TcbVersion } from '@joinguard/snp';
@@ -187,7 +187,7 @@ export async function createSimCvm(opts: SimCvmOptions): Promise<SimCvm> {
   const mrTd = opts.tdx?.mrTd ?? new Uint8Array(createHash('sha384').update('simcvm mrtd').digest());
   const rtmr0 = new Uint8Array(createHash('sha384').update('simcvm rtmr0').digest());
   const tdAttributes = opts.tdx?.tdAttributes ?? new Uint8Array(8);
-  const teePair = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const teePair = newKeyPair({ type: 'ec', namedCurve: 'P-256' });
   const pubJwk = teePair.publicKey.export({ format: 'jwk' });
   const privJwk = teePair.privateKey.export({ format: 'jwk' });
   const teeKey: TeeKeyJwk = { kty: 'EC', crv: 'P-256', x: pubJwk.x!, y: pubJwk.y! };

@@ -1,5 +1,5 @@
-import { createHash, generateKeyPairSync, sign as cryptoSign, type KeyObject } from 'node:crypto';
-import { toHex } from '@joinguard/core';
+import { createHash, sign as cryptoSign, type KeyObject } from 'node:crypto';
+import { toHex, newKeyPair } from '@joinguard/core';
 import { openTpm, pcrValuesToHex, type AttestationKey, type Tpm } from '@joinguard/tpm2';
 import { startSwtpm, type Swtpm } from '@joinguard/tpm2/testing';
 import type { SimBank } from './eventlog.js';
@@ -91,7 +91,7 @@ function pcrSelect(bankAlg: number, pcrs: readonly number[]): Uint8Array {
  * TPMT_SIGNATURE and TPMT_PUBLIC. For benchmarks and fast tests; it proves nothing a real TPM would.
  */
 export function softwareVtpm(): SimVtpm {
-  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const { privateKey, publicKey } = newKeyPair({ type: 'ec', namedCurve: 'P-256' });
   const akPublic = eccAkPublic(publicKey);
   const name = new Be().u16(TPM_ALG_SHA256).raw(createHash('sha256').update(akPublic).digest()).done();
   const banks: Record<SimBank, Uint8Array[]> = {

@@ -1,4 +1,5 @@
-import { createHash, createPublicKey, generateKeyPairSync, KeyObject, sign as cryptoSign, webcrypto, type KeyObject as KeyObjectT } from 'node:crypto';
+import { createHash, createPublicKey, KeyObject, sign as cryptoSign, webcrypto, type KeyObject as KeyObjectT } from 'node:crypto';
+import { newKeyPair } from '@joinguard/core';
 import * as px509 from './x509.js';
 import { trustAnchorFromPem, type TrustAnchor } from './certs.js';
 import { SGX_EXTENSIONS_OID } from './pck.js';
@@ -229,7 +230,7 @@ export function buildQuote(o: BuildQuoteOptions): Uint8Array {
   if (bodyType === 3) bodyParts.push(field(o.body?.teeTcbSvn2, 16), field(o.body?.mrServiceTd, 48));
   const body = Buffer.concat(bodyParts);
   const signed = Buffer.concat(version === 5 ? [header, u16(bodyType), u32(body.length), body] : [header, body]);
-  const akPriv = o.attestationKey ?? generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
+  const akPriv = o.attestationKey ?? newKeyPair({ type: 'ec', namedCurve: 'P-256' }).privateKey;
   const jwk = createPublicKey(akPriv).export({ format: 'jwk' });
   const akRaw = Buffer.concat([Buffer.from(jwk.x!, 'base64url'), Buffer.from(jwk.y!, 'base64url')]);
   const qeAuthData = o.qeAuthData ?? Uint8Array.from({ length: 32 }, (_, i) => i);

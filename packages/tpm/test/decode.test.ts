@@ -1,7 +1,7 @@
-import { createHash, generateKeyPairSync, sign } from 'node:crypto';
+import { createHash, sign, type KeyObject } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { isJoinguardError } from '@joinguard/core';
+import { isJoinguardError, newKeyPair } from '@joinguard/core';
 import { readVectorText, codeOf as code } from '@joinguard/core/testing';
 import { decodeAttest, decodePublic, decodeSignature, tpmName, verifyQuote } from '@joinguard/tpm';
 
@@ -15,7 +15,7 @@ const tpm2b = (b: Uint8Array): Buffer => Buffer.concat([u16(b.length), Buffer.fr
 
 /** A P-384 restricted signing key (ECDSA/SHA-384) as TPMT_PUBLIC, marshalled by hand from TPM 2.0 Part 2. */
 function eccAk(attrs = (1 << 1) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 16) | (1 << 18)) {
-  const { publicKey, privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-384' });
+  const { publicKey, privateKey } = newKeyPair({ type: 'ec', namedCurve: 'P-384' });
   const jwk = publicKey.export({ format: 'jwk' });
   const pub = Buffer.concat([
     u16(0x0023), u16(0x000c), u32(attrs), tpm2b(new Uint8Array()),
@@ -34,7 +34,7 @@ function attest(extraData: Uint8Array, selection: { hash: number; bits: number[]
   ]);
 }
 
-function ecdsaSig(privateKey: ReturnType<typeof generateKeyPairSync>['privateKey'], msg: Uint8Array): Buffer {
+function ecdsaSig(privateKey: KeyObject, msg: Uint8Array): Buffer {
   const raw = sign('sha384', msg, { key: privateKey, dsaEncoding: 'ieee-p1363' });
   return Buffer.concat([u16(0x0018), u16(0x000c), tpm2b(raw.subarray(0, 48)), tpm2b(raw.subarray(48))]);
 }

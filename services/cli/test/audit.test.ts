@@ -1,4 +1,5 @@
-import { generateKeyPairSync } from 'node:crypto';
+
+import { newKeyPair } from '@joinguard/core';
 import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -32,7 +33,7 @@ let trustArgs: string[];
 const made: { passA: string; failA: string; passB: string; release: string; refused: string } = { passA: '', failA: '', passB: '', release: '', refused: '' };
 
 function teeKey(): TeeKeyJwk {
-  const j = generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ format: 'jwk' });
+  const j = newKeyPair({ type: 'ec', namedCurve: 'P-256' }).publicKey.export({ format: 'jwk' });
   return { kty: 'EC', crv: 'P-256', x: j.x!, y: j.y! };
 }
 
@@ -245,7 +246,7 @@ describe('joinguard audit verify (intact records)', () => {
 
   it('another verifier\'s keys do not verify these records (exit 1)', () => {
     const other = join(dir, 'other-keys.json');
-    const { publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const { publicKey } = newKeyPair({ type: 'ec', namedCurve: 'P-256' });
     writeFileSync(other, JSON.stringify({ keys: [{ ...publicKey.export({ format: 'jwk' }), kid: 'someone-else', alg: 'ES256' }] }));
     const r = cli('audit', 'verify', '--store', store, '--jwks', other, '--json');
     expect(r.code).toBe(1);

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createHash, generateKeyPairSync, sign } from 'node:crypto';
+import { newKeyPair } from '@joinguard/core';
+import { createHash, sign } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -82,7 +83,7 @@ describe('joinguard tpm verify-quote with a TPMT_PUBLIC AK', () => {
   const u16 = (v: number) => Buffer.from([v >> 8, v & 0xff]);
   const u32 = (v: number) => Buffer.from([v >>> 24, (v >>> 16) & 0xff, (v >>> 8) & 0xff, v & 0xff]);
   const b2 = (b: Uint8Array) => Buffer.concat([u16(b.length), Buffer.from(b)]);
-  const { publicKey, privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const { publicKey, privateKey } = newKeyPair({ type: 'ec', namedCurve: 'P-256' });
   const jwk = publicKey.export({ format: 'jwk' });
   const restrictedSign = (1 << 1) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 16) | (1 << 18);
   const pub = Buffer.concat([u16(0x23), u16(0x0b), u32(restrictedSign), b2(new Uint8Array()), u16(0x10), u16(0x18), u16(0x0b), u16(0x03), u16(0x10), b2(Buffer.from(jwk.x!, 'base64url')), b2(Buffer.from(jwk.y!, 'base64url'))]);

@@ -4,7 +4,6 @@ import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { JSONWebKeySet, JWK } from 'jose';
-import { exportJWK } from 'jose';
 import { inputError, JoinguardError } from '@joinguard/core';
 import {
   activeKey,
@@ -297,9 +296,8 @@ export class SigningKeys {
       return this.settle(ring, false, adopted);
     }
     if (due) {
-      const key = await generateSigningKey(this.opts.alg);
-      const priv = { ...(await exportJWK(key.privateKey)), kid: key.kid, alg: this.opts.alg };
-      writePrivateFile(join(this.dir, `${key.kid}.jwk`), JSON.stringify(priv));
+      const { privateJwk, ...key } = await generateSigningKey(this.opts.alg);
+      writePrivateFile(join(this.dir, `${key.kid}.jwk`), JSON.stringify(privateJwk));
       ring = canonicalRing(rotateKey(ring, key.publicJwk, now, this.opts.resultTtlSec));
       this.current = key;
       rotated = true;

@@ -1,4 +1,5 @@
-import { createHash, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
+import { newKeyPair } from '@joinguard/core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { readVector, readVectorText } from '@joinguard/core/testing';
 import { POLICY_API_VERSION, POLICY_KIND, policyDigest, type Policy } from '@joinguard/policy';
@@ -144,7 +145,7 @@ describe('real Azure SNP vTPM bundle (az_snp_vtpm_milan_v2)', () => {
   it('fails tpm.quote with AZURE_AK_MISMATCH for another RSA key as a TPMT_PUBLIC, and passes with HCLAkPub as one', async () => {
     const ctx = ctxFor(policyFor('azure-snp-vtpm'));
     const ev = azureEvidence('az_snp_vtpm_milan_v2', 'azure-snp-vtpm');
-    ev.tpm.akPublic = rsaTpmtPublic(generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey).toString('base64');
+    ev.tpm.akPublic = rsaTpmtPublic(newKeyPair({ type: 'rsa', modulusLength: 2048 }).publicKey).toString('base64');
     expect(chainFailed(await appraiseWithExpectedBinding(ev, ctx, expected))).toEqual(['tpm.quote:AZURE_AK_MISMATCH']);
     // The same encoding of the HCL report's own AK is accepted: the failure above is the key, not the format.
     const hclAk = createPublicKey({ key: hclAkSpki(readVector('azure/az_snp_vtpm_milan_v2/hcl-report.bin')), format: 'der', type: 'spki' });

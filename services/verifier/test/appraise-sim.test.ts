@@ -1,4 +1,5 @@
-import { createHash, generateKeyPairSync } from 'node:crypto';
+import { createHash } from 'node:crypto';
+import { newKeyPair } from '@joinguard/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSimCvm, type SimCvm } from '@joinguard/simcvm';
 import { Ajv } from 'ajv';
@@ -9,7 +10,7 @@ import { CHAIN, chainFailures, ctxFor, expectedD, failedChecks, outcomeOf } from
 // Simulated CVMs with the in-process software vTPM (fast); appraise-swtpm.test.ts runs the same engine over swtpm.
 
 function otherTeeKey(): TeeKeyJwk {
-  const j = generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ format: 'jwk' });
+  const j = newKeyPair({ type: 'ec', namedCurve: 'P-256' }).publicKey.export({ format: 'jwk' });
   return { kty: 'EC', crv: 'P-256', x: j.x!, y: j.y! };
 }
 

@@ -1,5 +1,6 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { createHash, generateKeyPairSync } from 'node:crypto';
+import { newKeyPair } from '@joinguard/core';
+import { createHash, type KeyObject } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -37,8 +38,8 @@ async function harness(tee: 'snp' | 'tdx'): Promise<Harness> {
   return { v: h.v, sim: h.sim, dir: h.dir, config: h.config, clock };
 }
 
-function teeKeyPair(): { pub: TeeKeyJwk; priv: ReturnType<typeof generateKeyPairSync>['privateKey'] } {
-  const { publicKey, privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+function teeKeyPair(): { pub: TeeKeyJwk; priv: KeyObject } {
+  const { publicKey, privateKey } = newKeyPair({ type: 'ec', namedCurve: 'P-256' });
   const j = publicKey.export({ format: 'jwk' });
   return { pub: { kty: 'EC', crv: 'P-256', x: j.x!, y: j.y! }, priv: privateKey };
 }

@@ -1,5 +1,6 @@
 import { execFileSync, spawn } from 'node:child_process';
-import { generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { newKeyPair } from '@joinguard/core';
+import { type KeyObject } from 'node:crypto';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { compactDecrypt } from 'jose';
@@ -40,7 +41,7 @@ const made = { appraisals: 0, keyReleases: 0, revocations: 0 };
 const PREFIX = 'jgreplica';
 
 function teeKeyPair(): { pub: TeeKeyJwk; priv: KeyObject } {
-  const { publicKey, privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const { publicKey, privateKey } = newKeyPair({ type: 'ec', namedCurve: 'P-256' });
   const j = publicKey.export({ format: 'jwk' });
   return { pub: { kty: 'EC', crv: 'P-256', x: j.x!, y: j.y! }, priv: privateKey };
 }

@@ -1,4 +1,5 @@
-import { generateKeyPairSync } from 'node:crypto';
+
+import { newKeyPair } from '@joinguard/core';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -27,7 +28,7 @@ const ROTATE_DAYS = 0.01;
 const ROTATE_SEC = ROTATE_DAYS * 86_400;
 
 function teeKeyPair() {
-  const { publicKey, privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const { publicKey, privateKey } = newKeyPair({ type: 'ec', namedCurve: 'P-256' });
   const j = publicKey.export({ format: 'jwk' });
   return { pub: { kty: 'EC', crv: 'P-256', x: j.x!, y: j.y! } as TeeKeyJwk, priv: privateKey };
 }

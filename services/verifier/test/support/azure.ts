@@ -1,7 +1,8 @@
 // The published Azure CVM bundles (MANIFEST.md "azure/") in the evidence shape of DESIGN.md. They were bound
 // to Azure's own challenge: runtime claims user-data is 64 zero bytes and the vTPM quote's extraData is
 // "challenge", which tests supply as the expected binding.
-import { createPublicKey, generateKeyPairSync, randomBytes, type JsonWebKey } from 'node:crypto';
+import { createPublicKey, randomBytes, type JsonWebKey } from 'node:crypto';
+import { newKeyPair } from '@joinguard/core';
 import { readVector, readVectorText } from '@joinguard/core/testing';
 import { toB64url, type Evidence } from '@joinguard/protocol';
 import { headerOnlyEventLog } from '@joinguard/simcvm';
@@ -33,7 +34,7 @@ export function azureEvidence(dir: string, tee: 'azure-snp-vtpm' | 'azure-tdx-vt
   const q = JSON.parse(readVectorText(`azure/${dir}/tpm-quote-v1.json`)) as { message: string; signature: string; pcrs: string[] };
   const certs: Record<string, string> =
     tee === 'azure-snp-vtpm' ? { vcek: readVectorText(`azure/${dir}/vcek.pem`) } : { tdQuote: Buffer.from(readVector(`azure/${dir}/td-quote.bin`)).toString('base64') };
-  const teeKey = generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ format: 'jwk' });
+  const teeKey = newKeyPair({ type: 'ec', namedCurve: 'P-256' }).publicKey.export({ format: 'jwk' });
   return {
     nonce: nonce ?? toB64url(new Uint8Array(randomBytes(32))),
     tee,
