@@ -1,7 +1,7 @@
 import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
 
-/** The key kinds joinguard makes: EC on a named curve, RSA, Ed25519. */
-export type NewKeySpec = { type: 'ec'; namedCurve: string } | { type: 'rsa'; modulusLength: number } | { type: 'ed25519' };
+/** The key kinds joinguard makes: EC on a named curve, RSA, Ed25519, X25519. */
+export type NewKeySpec = { type: 'ec'; namedCurve: string } | { type: 'rsa'; modulusLength: number } | { type: 'ed25519' } | { type: 'x25519' };
 
 /**
  * A fresh key pair as KeyObjects imported from the generated DER, never the generator's own objects.
