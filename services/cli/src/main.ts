@@ -8,6 +8,7 @@ import { registerServe } from './commands/serve.js';
 import { registerPolicy } from './commands/policy.js';
 import { registerAudit } from './commands/audit.js';
 import { registerVerify } from './commands/verify.js';
+import { registerDemo } from './commands/demo.js';
 
 export function buildProgram(): Command {
   const program = new Command('joinguard')
@@ -24,6 +25,7 @@ export function buildProgram(): Command {
   registerServe(program);
   registerAudit(program);
   registerVerify(program);
+  registerDemo(program);
   for (const c of program.commands) applyExitOverride(c);
   return program;
 }
