@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import YAML from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildCli, cliAsync } from './support.js';
+import { buildCli, cliAsync, errCode } from './support.js';
 
 let dir: string;
 
@@ -47,6 +47,16 @@ describe('joinguard demo', () => {
     expect(config.policy.pools.map((p) => p.name)).toEqual(['snp-workers', 'tdx-workers']);
     expect(readFileSync(join(kept, 'verifier.yaml'), 'utf8')).toMatch(/never use it in production/);
     expect(existsSync(join(kept, 'data', 'records.sqlite'))).toBe(true);
+  });
+
+  it('refuses a --dir that is not empty, leaving what is there as it was', async () => {
+    const kept = join(dir, 'kept');
+    const before = readFileSync(join(kept, 'data', 'records.sqlite'));
+    const r = await cliAsync('demo', '--dir', kept, '--json');
+    expect(r.code).toBe(2);
+    expect(errCode(r.json)).toBe('CLI_USAGE');
+    expect(r.stderr).toMatch(/is not empty/);
+    expect(readFileSync(join(kept, 'data', 'records.sqlite')).equals(before)).toBe(true);
   });
 
   it('removes its temporary directory when every step passed', async () => {

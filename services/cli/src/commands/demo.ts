@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
@@ -128,7 +128,14 @@ async function nodeFlow(v: RunningVerifier, sim: SimCvm, other: string, steps: S
 }
 
 /** Runs `joinguard audit verify` on the store as an auditor would, in a process of its own. */
-function auditVerify(storePath: string, keysDir: string, policyFiles: string[], trustArgs: string[]): { args: string[]; code: number; out: { verified?: boolean; chains?: { log: string; count: number }[]; reappraisals?: { same?: boolean }[] } | undefined; stderr: string } {
+interface AuditOut {
+  verified?: boolean;
+  chains?: { log: string; count: number }[];
+  reappraisals?: { same?: boolean }[];
+  error?: { code?: string; message?: string };
+}
+
+function auditVerify(storePath: string, keysDir: string, policyFiles: string[], trustArgs: string[]): { args: string[]; code: number; out: AuditOut | undefined; stderr: string } {
   const args = ['audit', 'verify', '--store', storePath, '--keys', keysDir, '--reappraise', '--policy', ...policyFiles, ...trustArgs, '--json'];
   const r = spawnSync(process.execPath, [...process.execArgv, process.argv[1]!, ...args], { encoding: 'utf8' });
   let out;
@@ -141,6 +148,8 @@ function auditVerify(storePath: string, keysDir: string, policyFiles: string[], 
 }
 
 export async function runDemo(opts: DemoOpts): Promise<{ ok: boolean; dir: string; steps: Step[]; audit: string }> {
+  // A store from an earlier run holds evidence signed by that run's test roots, which this run does not trust.
+  if (opts.dir && existsSync(opts.dir) && readdirSync(opts.dir).length > 0) throw usage(`--dir ${opts.dir} is not empty: give a new or empty directory`, { dir: opts.dir });
   const dir = opts.dir ? resolve(opts.dir) : mkdtempSync(join(tmpdir(), 'joinguard-demo-'));
   mkdirSync(dir, { recursive: true });
   const steps: Step[] = [];
@@ -171,7 +180,9 @@ export async function runDemo(opts: DemoOpts): Promise<{ ok: boolean; dir: strin
       detail:
         audit.out === undefined
           ? `audit verify gave no JSON (exit ${audit.code}): ${audit.stderr.trim()}`
-          : `signatures and hash chains intact (${chains.map((c) => `${c.log} ${c.count}`).join(', ')} records); ${reappraised.length} appraisals re-run from the stored evidence, every verdict reproduced: ${audit.out.verified === true}`,
+          : audit.out.verified !== true
+            ? `audit verify refused the store (exit ${audit.code}): ${audit.out.error?.code}: ${audit.out.error?.message}`
+            : `signatures and hash chains intact (${chains.map((c) => `${c.log} ${c.count}`).join(', ')} records); ${reappraised.length} appraisals re-run from the stored evidence, every verdict reproduced: ${audit.out.verified === true}`,
     });
   } finally {
     await v?.close();
