@@ -40,6 +40,11 @@ export class BoundedMap<K, V> {
     return true;
   }
 
+  clear(): void {
+    this.entries.clear();
+    this.total = 0;
+  }
+
   /** The values kept, oldest first. */
   *values(): IterableIterator<V> {
     for (const e of this.entries.values()) yield e.value;

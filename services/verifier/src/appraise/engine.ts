@@ -1,7 +1,7 @@
 import { createPublicKey, type JsonWebKey, type KeyObject } from 'node:crypto';
 import { BoundedMap, digest, equalBytes, reject, toHex } from '@joinguard/core';
-import { parseEventLog, type EventLog } from '@joinguard/eventlog';
-import { evaluate, type AppraisalClaims, type Policy, type RuleResult } from '@joinguard/policy';
+import { parseEventLog, replayPcrs, type EventLog, type PcrBanks } from '@joinguard/eventlog';
+import { evaluate, type AppraisalClaims, type BootClaims, type Policy, type RuleResult } from '@joinguard/policy';
 import {
   bindingDigest, evidenceSchema, fromB64, fromB64url, jwkThumbprint, tpmExtraData, LIMITS, PURPOSES, TEES,
   type Appraisal, type Check, type Evidence, type Purpose, type RuntimeData, type TcbClaim, type Tee,
@@ -59,7 +59,52 @@ interface Decoded {
   signature: Uint8Array;
   akPublic: Uint8Array;
   pcrs: Record<string, Record<string, string>>;
-  eventLog: Uint8Array;
+  /** The log's bytes, or the log parsed before from the same text (then the bytes are not decoded again). */
+  eventLog: Uint8Array | KnownLog;
+}
+
+/** An event log parsed and replayed before, with the boot claims read from it. */
+interface KnownLog {
+  log: EventLog;
+  replayed: PcrBanks;
+  boot?: BootClaims;
+}
+
+/**
+ * A node sends the same event log at every re-attestation, and parsing, replaying and reading it costs more
+ * than the rest of its decoding (real logs hold 50 to 100 events): logs parsed lately are remembered by their
+ * text (at most 64 logs and 16 Mi characters of them, oldest first out), with their replayed PCR values and
+ * boot claims. All of it is a function of the text alone and frozen; the comparison with the quoted PCRs,
+ * which differ per quote, is made every time.
+ */
+const knownLogs = new BoundedMap<string, KnownLog>(64, 16 * 1024 * 1024);
+
+/** For tests: how much the memo of parsed logs holds, and emptying it. */
+export function knownLogsUsage(): { entries: number; chars: number } {
+  return { entries: knownLogs.size, chars: knownLogs.cost };
+}
+export function forgetKnownLogs(): void {
+  knownLogs.clear();
+}
+
+function rememberLog(text: string, log: EventLog): KnownLog | undefined {
+  let replayed: PcrBanks;
+  try {
+    replayed = replayPcrs(log);
+  } catch {
+    // The replay step names what is wrong with such a log; it is not remembered.
+    return undefined;
+  }
+  const known: KnownLog = { log: deepFreeze(log), replayed: deepFreeze(replayed) };
+  knownLogs.set(text, known, text.length);
+  return known;
+}
+
+/** Freezes a remembered value (typed arrays cannot be frozen; nothing writes to them). */
+function deepFreeze<T>(v: T): T {
+  if (v === null || typeof v !== 'object' || ArrayBuffer.isView(v) || Object.isFrozen(v)) return v;
+  for (const x of Object.values(v)) deepFreeze(x);
+  return Object.freeze(v);
 }
 
 const MAX_CHECKS = LIMITS.maxChecks;
@@ -114,7 +159,8 @@ function decodeEvidence(e: unknown): Decoded {
     signature: fromB64(ev.tpm.signature, code, 'tpm.signature', checked),
     akPublic: fromB64(ev.tpm.akPublic, code, 'tpm.akPublic', checked),
     pcrs: ev.tpm.pcrs as Record<string, Record<string, string>>,
-    eventLog: fromB64(ev.eventLog, code, 'eventLog', checked),
+    // Only a text that decoded and parsed before is found here.
+    eventLog: knownLogs.get(ev.eventLog) ?? fromB64(ev.eventLog, code, 'eventLog', checked),
   };
 }
 
@@ -313,15 +359,23 @@ export async function appraiseInternal(evidence: Evidence, ctx: AppraisalContext
 
   // ---- event log against the quoted PCRs
   let log: EventLog | undefined;
+  let known: KnownLog | undefined;
   await run.step(
     'eventlog.replay',
     () => {
-      log = parseEventLog(dec!.eventLog);
-      return checkReplay(log, (quoteClaims!.pcrs ?? {}) as Record<string, Record<number, string>>);
+      const source = dec!.eventLog;
+      if (source instanceof Uint8Array) {
+        log = parseEventLog(source);
+        known = rememberLog(evidence.eventLog, log);
+      } else {
+        known = source;
+        log = known.log;
+      }
+      return checkReplay(log, (quoteClaims!.pcrs ?? {}) as Record<string, Record<number, string>>, known?.replayed);
     },
     (r) => ({ message: `${log!.events.length} events; ${r.compared} PCRs extended by the log equal the quoted ${r.banks.join(', ')} values` }),
   );
-  if (log && !run.failed) claims.boot = bootClaims(log);
+  if (log && !run.failed) claims.boot = known ? (known.boot ??= deepFreeze(bootClaims(log))) : bootClaims(log);
 
   await run.step('teeKey', () => checkTeeKey(dec!.runtimeData.teeKey), (k) => ({ message: `${k} public key, no private members` }));
 
