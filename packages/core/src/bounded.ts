@@ -59,3 +59,13 @@ export class BoundedMap<K, V> {
     return this.total;
   }
 }
+
+/**
+ * Freezes a value a memo shares between callers, all the way down, so that no caller can change what the next
+ * one is given. Typed arrays cannot be frozen and are left as they are: memos keep copies nobody writes to.
+ */
+export function deepFreeze<T>(v: T): T {
+  if (v === null || typeof v !== 'object' || ArrayBuffer.isView(v)) return v;
+  for (const x of Object.values(v)) deepFreeze(x);
+  return Object.freeze(v);
+}

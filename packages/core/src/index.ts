@@ -6,6 +6,6 @@ export { INTEL_TCB_STATUSES } from './tcb.js';
 export type { IntelTcbStatus } from './tcb.js';
 export { parseRetryAfter } from './http.js';
 export { digest } from './hash.js';
-export { BoundedMap } from './bounded.js';
+export { BoundedMap, deepFreeze } from './bounded.js';
 export { newKeyPair } from './keys.js';
 export type { NewKeySpec } from './keys.js';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { BoundedMap } from '../src/index.js';
+import { BoundedMap, deepFreeze } from '../src/index.js';
 
 describe('BoundedMap', () => {
   it('keeps at most maxEntries, forgetting the oldest first; setting a key again makes it the newest', () => {
@@ -29,5 +29,34 @@ describe('BoundedMap', () => {
     m.set('c', 'z2', 1);
     expect(m.cost).toBe(1);
     expect(m.get('c')).toBe('z2');
+  });
+
+  it('clear forgets every entry and its cost', () => {
+    const m = new BoundedMap<string, number>(4, 100);
+    m.set('a', 1, 10);
+    m.set('b', 2, 20);
+    m.clear();
+    expect([m.size, m.cost, m.get('a')]).toEqual([0, 0, undefined]);
+    m.set('c', 3, 100);
+    expect(m.has('c')).toBe(true);
+  });
+});
+
+describe('deepFreeze', () => {
+  it('freezes objects and arrays all the way down, leaves typed arrays and primitives as they are', () => {
+    const bytes = new Uint8Array([1, 2]);
+    const v = deepFreeze({ a: { b: [{ c: 1 }, 'x'] }, bytes, n: null });
+    expect(Object.isFrozen(v)).toBe(true);
+    expect(Object.isFrozen(v.a)).toBe(true);
+    expect(Object.isFrozen(v.a.b)).toBe(true);
+    expect(Object.isFrozen(v.a.b[0])).toBe(true);
+    expect(() => {
+      (v.a.b[0] as { c: number }).c = 2;
+    }).toThrow(TypeError);
+    expect(() => (v.a.b as unknown[]).push(1)).toThrow(TypeError);
+    expect(v.bytes).toBe(bytes);
+    bytes[0] = 9;
+    expect(v.bytes[0]).toBe(9);
+    expect(deepFreeze('s')).toBe('s');
   });
 });

@@ -1,5 +1,5 @@
 import { getHashes } from 'node:crypto';
-import { BoundedMap, ByteReader, JoinguardError, digest, reject, toHex } from '@joinguard/core';
+import { BoundedMap, ByteReader, JoinguardError, deepFreeze, digest, reject, toHex } from '@joinguard/core';
 import { EventType, Guid, HashAlg, LIMITS } from './constants.js';
 import type { SpecIdEvent, TcgEvent } from './parse.js';
 
@@ -406,12 +406,6 @@ export function decodedMemoUsage(): { entries: number; bytes: number; maxEntries
 
 const memoCost = (key: string): number => 3 * key.length + 256;
 
-/** Freezes what a remembered result shares between logs (typed arrays cannot be frozen: they are copies). */
-function deepFreeze<T>(v: T): T {
-  if (v === null || typeof v !== 'object' || ArrayBuffer.isView(v)) return v;
-  for (const x of Object.values(v)) deepFreeze(x);
-  return Object.freeze(v);
-}
 
 /**
  * decodeEvent, remembered by everything its result depends on: the event type, the digests and the data. The

@@ -1,5 +1,5 @@
 import { createPublicKey, type JsonWebKey, type KeyObject } from 'node:crypto';
-import { BoundedMap, digest, equalBytes, reject, toHex } from '@joinguard/core';
+import { BoundedMap, deepFreeze, digest, equalBytes, reject, toHex } from '@joinguard/core';
 import { parseEventLog, replayPcrs, type EventLog, type PcrBanks } from '@joinguard/eventlog';
 import { evaluate, type AppraisalClaims, type BootClaims, type Policy, type RuleResult } from '@joinguard/policy';
 import {
@@ -100,12 +100,6 @@ function rememberLog(text: string, log: EventLog): KnownLog | undefined {
   return known;
 }
 
-/** Freezes a remembered value (typed arrays cannot be frozen; nothing writes to them). */
-function deepFreeze<T>(v: T): T {
-  if (v === null || typeof v !== 'object' || ArrayBuffer.isView(v) || Object.isFrozen(v)) return v;
-  for (const x of Object.values(v)) deepFreeze(x);
-  return Object.freeze(v);
-}
 
 const MAX_CHECKS = LIMITS.maxChecks;
 
