@@ -2,7 +2,7 @@
 //   A. mutated Azure HCL reports (the two published ones, MANIFEST azure/) through decodeHclReport;
 //   B. mutated simulated SNP evidence bundles (byte flips, truncations, JSON swaps) through appraiseEvidence.
 // A failure is an exception other than a JoinguardError (A), or any exception or a passing verdict for a
-// mutated signed field (B). Run: npx tsx scripts/fuzz-appraise.ts [hclRuns=1000000] [bundleRuns=20000]
+// mutated signed field (B), or an outcome that differs once the memo of parsed logs is emptied. Run: npx tsx scripts/fuzz-appraise.ts [hclRuns=1000000] [bundleRuns=20000]
 import { randomBytes } from 'node:crypto';
 import { isJoinguardError } from '@joinguard/core';
 import { readVector } from '@joinguard/core/testing';
@@ -11,6 +11,7 @@ import type { Evidence } from '@joinguard/protocol';
 import { createSimCvm } from '@joinguard/simcvm';
 import { ChainCache } from '@joinguard/snp';
 import { appraiseEvidence, decodeHclReport, defaultTrust, type AppraisalContext } from '../services/verifier/src/appraise/index.js';
+import { forgetKnownLogs } from '../services/verifier/src/appraise/engine.js';
 
 const hclRuns = Number(process.argv[2] ?? 1_000_000);
 const bundleRuns = Number(process.argv[3] ?? 20_000);
@@ -100,6 +101,18 @@ for (let i = 0; i < bundleRuns; i++) {
   else ev.tpm[f] = v;
   try {
     const o = await appraiseEvidence(ev, ctx);
+    // The engine's memo of parsed logs must not change any outcome: the same bundle with the memo emptied (a
+    // log parsed afresh), and again (that log remembered), gives the same checks and boot claims.
+    if (f === 'eventLog' || f === 'quote') {
+      const seen = JSON.stringify([o.appraisal.checks, o.claims?.boot]);
+      forgetKnownLogs();
+      const fresh = await appraiseEvidence(ev, ctx);
+      const again = await appraiseEvidence(ev, ctx);
+      if (JSON.stringify([fresh.appraisal.checks, fresh.claims?.boot]) !== seen || JSON.stringify([again.appraisal.checks, again.claims?.boot]) !== seen) {
+        bundleFailures++;
+        if (bundleFailures <= 5) console.error(`mutated ${f}: the outcome depends on the memo of parsed logs`);
+      }
+    }
     if (o.appraisal.verdict === 'pass') {
       passes++;
       if (signedField) {

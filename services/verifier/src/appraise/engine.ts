@@ -358,14 +358,16 @@ export async function appraiseInternal(evidence: Evidence, ctx: AppraisalContext
     'eventlog.replay',
     () => {
       const source = dec!.eventLog;
+      const quoted = (quoteClaims!.pcrs ?? {}) as Record<string, Record<number, string>>;
       if (source instanceof Uint8Array) {
+        // A log seen for the first time is compared in full, and remembered once it parsed.
         log = parseEventLog(source);
         known = rememberLog(evidence.eventLog, log);
-      } else {
-        known = source;
-        log = known.log;
+        return checkReplay(log, quoted);
       }
-      return checkReplay(log, (quoteClaims!.pcrs ?? {}) as Record<string, Record<number, string>>, known?.replayed);
+      known = source;
+      log = known.log;
+      return checkReplay(log, quoted, known.replayed);
     },
     (r) => ({ message: `${log!.events.length} events; ${r.compared} PCRs extended by the log equal the quoted ${r.banks.join(', ')} values` }),
   );
