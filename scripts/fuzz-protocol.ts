@@ -4,12 +4,14 @@
 //   implementation) writes and a string that parses back to itself, or throws a JoinguardError
 // - checkChallenge on arbitrary strings and on bit-flipped genuine nonces: always a typed refusal, never ok
 // - verifyResult on mutated genuine result JWTs: a typed refusal unless the JWT is byte-identical in meaning
-// - recordedEvidence / evidenceOfRecord on arbitrary event-log text and record bodies: never a throw; a log kept
-//   by digest comes back exactly as it came, and a blob that is not what its name says is never used
+// - recordedEvidence / evidenceOfRecord on arbitrary event-log text, certificate entries and record bodies: never
+//   a throw; a log or certificate kept by digest comes back exactly as it came, the evidence given in is not
+//   changed, and a blob that is not what its name says is never used
+import { isDeepStrictEqual } from 'node:util';
 import canonicalize from 'canonicalize';
 import fc from 'fast-check';
 import { JoinguardError } from '@joinguard/core';
-import { canonicalJson, checkChallenge, evidenceOfRecord, generateSigningKey, issueChallenge, recordedEvidence, signResult, verifyResult } from '@joinguard/protocol';
+import { CERT_BLOB_NAMES, canonicalJson, checkChallenge, evidenceOfRecord, generateSigningKey, issueChallenge, recordedEvidence, signResult, verifyResult } from '@joinguard/protocol';
 import type { Evidence } from '@joinguard/protocol';
 import type { AttestationResultClaims } from '@joinguard/protocol';
 
@@ -106,22 +108,27 @@ for (const edits of mutants) {
   }
 }
 
-// 4. event logs kept by digest
+// 4. event logs and certificates kept by digest
 const b64ish = fc.oneof(
   fc.uint8Array({ maxLength: 300 }).map((b) => Buffer.from(b).toString('base64')),
   fc.string({ unit: fc.constantFrom(...'ABCDQRSTabc+/=0 \n-_@'.split('')), maxLength: 40 }),
   fc.string({ maxLength: 20 }),
 );
+// Certificate entries: the names kept as blobs, per-appraisal ones and any other, with any text, in a plain
+// object as JSON.parse makes (fast-check's dictionaries have no prototype).
+const certsOf = fc.option(fc.dictionary(fc.oneof(fc.constantFrom(...CERT_BLOB_NAMES, 'tdQuote'), fc.string({ minLength: 1, maxLength: 8 })), fc.oneof(b64ish, fc.string({ maxLength: 30 }))).map((d) => ({ ...d })), { nil: undefined });
 await fc.assert(
-  fc.asyncProperty(b64ish, fc.anything(), fc.boolean(), async (eventLog, junk, tamper) => {
+  fc.asyncProperty(b64ish, certsOf, fc.anything(), fc.boolean(), async (eventLog, certs, junk, tamper) => {
     inputs++;
-    const ev = { nonce: 'n', tee: 'snp', runtimeData: { nodeName: 'w-0', purpose: 'join' }, hardware: {}, tpm: {}, eventLog } as unknown as Evidence;
+    const ev = { nonce: 'n', tee: 'snp', runtimeData: { nodeName: 'w-0', purpose: 'join' }, hardware: { report: 'AA==', ...(certs ? { certs } : {}) }, tpm: {}, eventLog } as unknown as Evidence;
+    const given = structuredClone(ev);
     try {
       const kept = recordedEvidence(ev);
+      if (!isDeepStrictEqual(ev, given)) fail('recordedEvidence changed the evidence it was given', { eventLog, certs });
       const blobs = new Map(kept.blobs.map((b) => [b.sha256, tamper ? new Uint8Array([...b.data, 1]) : b.data]));
       const back = await evidenceOfRecord({ evidence: kept.evidence, ...(kept.evidenceBlobs ? { evidenceBlobs: kept.evidenceBlobs } : {}) }, async (n) => blobs.get(n));
       if ('evidence' in back) {
-        if (JSON.stringify(back.evidence) !== JSON.stringify(ev)) fail('event log did not come back as it came', { eventLog });
+        if (!isDeepStrictEqual(back.evidence, ev)) fail('evidence did not come back as it came', { eventLog, certs });
         if (tamper && kept.blobs.length > 0) fail('an altered blob was used', { eventLog });
       } else if (!(tamper && back.gap.code === 'RECORD_BLOB_ALTERED')) fail('unexpected gap', { eventLog, gap: back.gap });
       // Hostile bodies (a store file or a server one does not trust): a gap or evidence, never a throw.

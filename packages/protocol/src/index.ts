@@ -7,8 +7,8 @@ export type { IssuedChallenge, CheckedChallenge } from './challenge.js';
 export { signResult, verifyResult, jwkThumbprint, RESULT_JWT_TYPE, RESULT_ALGORITHMS } from './result.js';
 export { compactSign, jwkThumbprintSync } from './jws.js';
 export type { JwsAlgorithm } from './jws.js';
-export { recordedEvidence, evidenceOfRecord, recordedEvidenceMemoUsage } from './record-evidence.js';
-export type { RecordedEvidence, EvidenceGap } from './record-evidence.js';
+export { recordedEvidence, evidenceOfRecord, recordedEvidenceMemoUsage, CERT_BLOB_NAMES } from './record-evidence.js';
+export type { RecordedEvidence, EvidenceGap, EvidenceBlobRefs } from './record-evidence.js';
 export type { ResultAlgorithm, SigningKeyInput, VerifyResultOptions } from './result.js';
 export {
   generateSigningKey,

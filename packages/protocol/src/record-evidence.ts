@@ -3,21 +3,34 @@ import { isSha256Hex } from './schemas.js';
 import type { BlobInput, Evidence } from './types.js';
 
 /**
- * How an appraisal record keeps its evidence: the bundle as received, except its event log, which is named
- * by the SHA-256 of its bytes (`evidenceBlobs.eventLog`) and stored once per digest as a blob. A node sends
- * the same log at every re-attestation and real logs are tens of kilobytes, more than the rest of a record;
- * a NATS message could not even carry the largest ones. The digest is inside the signed record, so the blob
- * is as tamper-evident as the record itself.
+ * How an appraisal record keeps its evidence: the bundle as received, except the parts every appraisal of a
+ * node (or of a host) repeats, which are named by the SHA-256 of their bytes (`evidenceBlobs`) and stored once
+ * per digest as blobs:
+ * - the event log (`evidenceBlobs.eventLog`, the digest of its decoded bytes): a node sends the same log at
+ *   every re-attestation and real logs are tens of kilobytes, more than the rest of a record; a NATS message
+ *   could not even carry the largest ones;
+ * - the certificates and CRL of `hardware.certs` (`evidenceBlobs.certs.<name>`, the digest of the text as it
+ *   came, PEM or base64): the VCEK and its chain belong to the host, the same for every node on it.
+ * The digests are inside the signed record, so the blobs are as tamper-evident as the record itself.
  */
 export interface RecordedEvidence {
   evidence: Record<string, unknown>;
-  evidenceBlobs?: { eventLog: string };
+  evidenceBlobs?: EvidenceBlobRefs;
   blobs: BlobInput[];
 }
 
-// The nodes of a pool send the same log at every re-attestation: the digest of a log text seen lately is
-// remembered (at most 256 texts and 8 Mi characters of them), so a repeated log costs a lookup instead of a
-// decoding, a re-encoding and a hash. Its bytes are decoded again only if the store asks for them.
+export interface EvidenceBlobRefs {
+  eventLog?: string;
+  certs?: Record<string, string>;
+}
+
+/** The entries of `hardware.certs` kept as blobs: certificates and CRLs, never per-appraisal data (tdQuote). */
+export const CERT_BLOB_NAMES: readonly string[] = ['vcek', 'vlek', 'ask', 'asvk', 'ark', 'chain', 'crl'];
+
+// The nodes of a pool send the same log, and the nodes of a host the same certificates, at every
+// re-attestation: the digest of a text seen lately is remembered (at most 256 texts and 8 Mi characters of
+// them), so a repeated one costs a lookup instead of a decoding, a re-encoding and a hash. Its bytes are made
+// again only if the store asks for them. Log and certificate texts share it: a key is the text and its kind.
 const DIGEST_MEMO_MAX_CHARS = 8 * 1024 * 1024;
 const digestMemo = new BoundedMap<string, string>(256, DIGEST_MEMO_MAX_CHARS);
 
@@ -26,49 +39,130 @@ export function recordedEvidenceMemoUsage(): { entries: number; chars: number } 
   return { entries: digestMemo.size, chars: digestMemo.cost };
 }
 
-export function recordedEvidence(evidence: Evidence): RecordedEvidence {
-  const { eventLog, ...rest } = evidence;
-  if (typeof eventLog !== 'string' || eventLog.length === 0) return { evidence: evidence as unknown as Record<string, unknown>, blobs: [] };
+function remembered(key: string, sha256: string): void {
+  // A very large text would push out everything else.
+  if (key.length <= DIGEST_MEMO_MAX_CHARS / 4) digestMemo.set(key, sha256, key.length);
+}
+
+/** The event log as a blob, or undefined when it stays inline (see below). */
+function logBlob(eventLog: string): BlobInput | undefined {
   const known = digestMemo.get(eventLog);
   if (known !== undefined) {
     let data: Uint8Array | undefined;
-    const blob = {
+    return {
       sha256: known,
       // Read by the store only when it does not hold this digest yet.
       get data(): Uint8Array {
         return (data ??= Buffer.from(eventLog, 'base64'));
       },
     };
-    return { evidence: rest, evidenceBlobs: { eventLog: known }, blobs: [blob] };
   }
   const data = Buffer.from(eventLog, 'base64');
   // Only a log whose text is exactly the standard encoding of its bytes: anything else (stray characters,
   // unusual padding, which evidence that failed its appraisal may hold) is kept as it came, inline.
-  if (data.toString('base64') !== eventLog) return { evidence: evidence as unknown as Record<string, unknown>, blobs: [] };
+  if (data.toString('base64') !== eventLog) return undefined;
   const sha256 = digest('sha256', data, 'hex');
-  // A very large log would push out everything else.
-  if (eventLog.length <= DIGEST_MEMO_MAX_CHARS / 4) digestMemo.set(eventLog, sha256, eventLog.length);
-  return { evidence: rest, evidenceBlobs: { eventLog: sha256 }, blobs: [{ sha256, data }] };
+  remembered(eventLog, sha256);
+  return { sha256, data };
+}
+
+/** A certificate's text as a blob: its UTF-8 bytes, whatever the text (PEM or base64), so it comes back as it came. */
+function certBlob(text: string): BlobInput {
+  // No base64 text starts with a NUL character, so a certificate's key never meets a log's.
+  const key = `\0${text}`;
+  const known = digestMemo.get(key);
+  if (known !== undefined) {
+    let data: Uint8Array | undefined;
+    return {
+      sha256: known,
+      get data(): Uint8Array {
+        return (data ??= Buffer.from(text, 'utf8'));
+      },
+    };
+  }
+  const data = Buffer.from(text, 'utf8');
+  const sha256 = digest('sha256', data, 'hex');
+  remembered(key, sha256);
+  return { sha256, data };
+}
+
+export function recordedEvidence(evidence: Evidence): RecordedEvidence {
+  const blobs: BlobInput[] = [];
+  const refs: EvidenceBlobRefs = {};
+  let kept = evidence as unknown as Record<string, unknown>;
+  const { eventLog } = evidence;
+  if (typeof eventLog === 'string' && eventLog.length > 0) {
+    const blob = logBlob(eventLog);
+    if (blob) {
+      const { eventLog: _inBlob, ...rest } = evidence;
+      kept = rest;
+      refs.eventLog = blob.sha256;
+      blobs.push(blob);
+    }
+  }
+  const certs = evidence.hardware?.certs;
+  if (certs !== null && typeof certs === 'object') {
+    const inline: Record<string, string> = {};
+    const named: Record<string, string> = {};
+    for (const [name, text] of Object.entries(certs)) {
+      if (CERT_BLOB_NAMES.includes(name) && typeof text === 'string' && text.length > 0) {
+        const blob = certBlob(text);
+        named[name] = blob.sha256;
+        // One blob per digest, even where two entries hold the same text.
+        if (!blobs.some((b) => b.sha256 === blob.sha256)) blobs.push(blob);
+      } else inline[name] = text;
+    }
+    if (Object.keys(named).length > 0) {
+      refs.certs = named;
+      const { certs: _all, ...hardware } = evidence.hardware;
+      kept = { ...kept, hardware: Object.keys(inline).length > 0 ? { ...hardware, certs: inline } : hardware };
+    }
+  }
+  return blobs.length > 0 ? { evidence: kept, evidenceBlobs: refs, blobs } : { evidence: kept, blobs };
 }
 
 /** Why a record's evidence cannot be put together again. */
 export type EvidenceGap = { code: 'RECORD_NO_EVIDENCE' | 'RECORD_BLOB_MISSING' | 'RECORD_BLOB_ALTERED' | 'RECORD_BLOB_REF_INVALID'; message: string };
 
 /**
- * The evidence of an appraisal record as the verifier received it: the inline bundle, with its event log
- * fetched back by digest (and checked against it) when the record names one.
+ * The evidence of an appraisal record as the verifier received it: the inline bundle, with its event log and
+ * certificates fetched back by digest (and checked against it) where the record names them.
  */
 export async function evidenceOfRecord(body: Record<string, unknown>, getBlob: (sha256: string) => Promise<Uint8Array | undefined>): Promise<{ evidence: Evidence } | { gap: EvidenceGap }> {
   const evidence = body.evidence;
   if (evidence === null || typeof evidence !== 'object' || Array.isArray(evidence)) return { gap: { code: 'RECORD_NO_EVIDENCE', message: 'the record holds no evidence' } };
   const refs = body.evidenceBlobs;
   if (refs === undefined) return { evidence: evidence as Evidence };
-  const name = (refs as { eventLog?: unknown } | null)?.eventLog;
-  if (!isSha256Hex(name)) {
-    return { gap: { code: 'RECORD_BLOB_REF_INVALID', message: 'the record names its event log by something other than a SHA-256' } };
+  const invalid = (what: string): { gap: EvidenceGap } => ({ gap: { code: 'RECORD_BLOB_REF_INVALID', message: `the record names ${what} by something other than a SHA-256` } });
+  if (refs === null || typeof refs !== 'object' || Array.isArray(refs)) return invalid('its blobs');
+  const { eventLog: logRef, certs: certRefs } = refs as { eventLog?: unknown; certs?: unknown };
+  // Records from before certificate blobs name their event log only, and always do.
+  if (logRef === undefined && certRefs === undefined) return invalid('its event log');
+  const fetched = async (name: string, what: string): Promise<Buffer | EvidenceGap> => {
+    const data = await getBlob(name);
+    if (data === undefined) return { code: 'RECORD_BLOB_MISSING', message: `the ${what} the record names (blob ${name}) is not in the store` };
+    if (digest('sha256', data, 'hex') !== name) return { code: 'RECORD_BLOB_ALTERED', message: `blob ${name} does not hash to its name: the stored ${what} was altered` };
+    return Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  };
+  const out = { ...(evidence as Evidence) };
+  if (logRef !== undefined) {
+    if (!isSha256Hex(logRef)) return invalid('its event log');
+    const got = await fetched(logRef, 'event log');
+    if (!Buffer.isBuffer(got)) return { gap: got };
+    out.eventLog = got.toString('base64');
   }
-  const data = await getBlob(name);
-  if (data === undefined) return { gap: { code: 'RECORD_BLOB_MISSING', message: `the event log the record names (blob ${name}) is not in the store` } };
-  if (digest('sha256', data, 'hex') !== name) return { gap: { code: 'RECORD_BLOB_ALTERED', message: `blob ${name} does not hash to its name: the stored event log was altered` } };
-  return { evidence: { ...(evidence as Evidence), eventLog: Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('base64') } };
+  if (certRefs !== undefined) {
+    if (certRefs === null || typeof certRefs !== 'object' || Array.isArray(certRefs)) return invalid('its certificates');
+    const hardware = out.hardware;
+    if (hardware === null || typeof hardware !== 'object') return { gap: { code: 'RECORD_NO_EVIDENCE', message: 'the record names certificates of hardware evidence it does not hold' } };
+    const certs: Record<string, string> = { ...(hardware.certs ?? {}) };
+    for (const [name, ref] of Object.entries(certRefs)) {
+      if (!CERT_BLOB_NAMES.includes(name) || !isSha256Hex(ref)) return invalid(`certificate ${JSON.stringify(name)}`);
+      const got = await fetched(ref, `certificate hardware.certs.${name}`);
+      if (!Buffer.isBuffer(got)) return { gap: got };
+      certs[name] = got.toString('utf8');
+    }
+    out.hardware = { ...hardware, certs };
+  }
+  return { evidence: out };
 }

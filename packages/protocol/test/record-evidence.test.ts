@@ -66,4 +66,77 @@ describe('recordedEvidence / evidenceOfRecord', () => {
     expect(recordedEvidence(bundle(huge)).evidenceBlobs?.eventLog).toBe(createHash('sha256').update(Buffer.from(huge, 'base64')).digest('hex'));
     expect(recordedEvidenceMemoUsage()).toEqual(n);
   });
+
+  describe('certificates', () => {
+    const pem = `-----BEGIN CERTIFICATE-----\n${randomBytes(900).toString('base64').replace(/(.{64})/g, '$1\n')}\n-----END CERTIFICATE-----\n`;
+    const der = randomBytes(1200).toString('base64');
+    const withCerts = (certs: Record<string, string>) => ({ ...bundle(log.toString('base64')), hardware: { report: 'AA==', certs } }) as unknown as Evidence;
+    const shaOf = (text: string) => createHash('sha256').update(text, 'utf8').digest('hex');
+    const store = (kept: ReturnType<typeof recordedEvidence>) => new Map(kept.blobs.map((b) => [b.sha256, Buffer.from(b.data)]));
+
+    it('names certificates and CRLs by the SHA-256 of their text and gives them back as they came; per-appraisal entries stay inline', async () => {
+      const ev = withCerts({ vcek: pem, ask: der, crl: der.slice(0, 400), tdQuote: 'AAEC' });
+      const kept = recordedEvidence(ev);
+      expect(kept.evidenceBlobs).toEqual({ eventLog: sha, certs: { vcek: shaOf(pem), ask: shaOf(der), crl: shaOf(der.slice(0, 400)) } });
+      expect((kept.evidence.hardware as { certs?: unknown }).certs).toEqual({ tdQuote: 'AAEC' });
+      const blobs = store(kept);
+      expect(blobs.get(shaOf(pem))!.toString('utf8')).toBe(pem);
+      const back = await evidenceOfRecord({ evidence: kept.evidence, evidenceBlobs: kept.evidenceBlobs }, async (n) => blobs.get(n));
+      expect(back).toEqual({ evidence: ev });
+      // The evidence given in is not changed.
+      expect(ev.hardware.certs).toEqual({ vcek: pem, ask: der, crl: der.slice(0, 400), tdQuote: 'AAEC' });
+    });
+
+    it('leaves no certs member when every entry is a blob, and puts it back', async () => {
+      const ev = withCerts({ vcek: der });
+      const kept = recordedEvidence(ev);
+      expect(kept.evidence.hardware).toEqual({ report: 'AA==' });
+      expect(await evidenceOfRecord({ evidence: kept.evidence, evidenceBlobs: kept.evidenceBlobs }, async (n) => store(kept).get(n))).toEqual({ evidence: ev });
+    });
+
+    it('keeps certificates by digest when the log stays inline, and a bundle with neither as it is', async () => {
+      const ev = { ...withCerts({ vlek: der }), eventLog: 'QR==' } as Evidence;
+      const kept = recordedEvidence(ev);
+      expect(kept.evidenceBlobs).toEqual({ certs: { vlek: shaOf(der) } });
+      expect(kept.evidence.eventLog).toBe('QR==');
+      expect(await evidenceOfRecord({ evidence: kept.evidence, evidenceBlobs: kept.evidenceBlobs }, async (n) => store(kept).get(n))).toEqual({ evidence: ev });
+      const plain = { ...withCerts({ tdQuote: 'AAEC' }), eventLog: '' } as Evidence;
+      const same = recordedEvidence(plain);
+      expect(same.evidenceBlobs).toBeUndefined();
+      expect(same.evidence).toBe(plain);
+    });
+
+    it('reports a missing or altered certificate and refs that are not digests of known entries', async () => {
+      const kept = recordedEvidence(withCerts({ vcek: pem }));
+      const blobs = store(kept);
+      const body = { evidence: kept.evidence, evidenceBlobs: kept.evidenceBlobs };
+      const gap = async (b: Record<string, unknown>, get: (s: string) => Promise<Uint8Array | undefined>) => {
+        const r = await evidenceOfRecord(b, get);
+        return 'gap' in r ? `${r.gap.code} ${r.gap.message}` : 'ok';
+      };
+      expect(await gap(body, async (n) => (n === sha ? log : undefined))).toMatch(/^RECORD_BLOB_MISSING .*certificate hardware\.certs\.vcek/);
+      expect(await gap(body, async (n) => (n === sha ? log : Buffer.from(pem.replace('A', 'B'))))).toMatch(/^RECORD_BLOB_ALTERED .*certificate hardware\.certs\.vcek/);
+      const refs = (certs: unknown) => ({ ...body, evidenceBlobs: { eventLog: sha, certs } });
+      expect(await gap(refs([shaOf(pem)]), async (n) => blobs.get(n))).toMatch(/^RECORD_BLOB_REF_INVALID/);
+      expect(await gap(refs({ vcek: 'x' }), async (n) => blobs.get(n))).toMatch(/^RECORD_BLOB_REF_INVALID/);
+      expect(await gap(refs({ tdQuote: shaOf(pem) }), async (n) => blobs.get(n))).toMatch(/^RECORD_BLOB_REF_INVALID/);
+      expect(await gap({ ...body, evidenceBlobs: {} }, async (n) => blobs.get(n))).toMatch(/^RECORD_BLOB_REF_INVALID/);
+      expect(await gap({ evidence: { ...kept.evidence, hardware: 7 }, evidenceBlobs: kept.evidenceBlobs }, async (n) => blobs.get(n))).toMatch(/^RECORD_NO_EVIDENCE/);
+      expect(await gap(body, async (n) => blobs.get(n))).toBe('ok');
+    });
+
+    it("remembers a certificate's digest like a log's, never taking one for the other", () => {
+      const text = randomBytes(1500).toString('base64');
+      const asCert = recordedEvidence(withCerts({ vcek: text }));
+      const before = recordedEvidenceMemoUsage();
+      const again = recordedEvidence(withCerts({ vcek: text }));
+      expect(recordedEvidenceMemoUsage()).toEqual(before);
+      expect(again.evidenceBlobs?.certs).toEqual({ vcek: shaOf(text) });
+      expect(Buffer.from(again.blobs.find((b) => b.sha256 === shaOf(text))!.data).toString('utf8')).toBe(text);
+      // The same text as an event log is named by the digest of its decoded bytes.
+      const asLog = recordedEvidence(bundle(text));
+      expect(asLog.evidenceBlobs?.eventLog).toBe(createHash('sha256').update(Buffer.from(text, 'base64')).digest('hex'));
+      expect(asCert.evidenceBlobs?.certs?.vcek).toBe(shaOf(text));
+    });
+  });
 });

@@ -367,13 +367,13 @@ describe('joinguard audit verify (tampered records)', () => {
     expect(j.error.message).toMatch(/seq 2/);
   });
 
-  it('an event log blob altered or removed in the file: --reappraise exits 1 naming each record that names it', () => {
+  it('an event log or certificate blob altered or removed in the file: --reappraise exits 1 naming each record that names it', () => {
     const names = (path: string) => {
       const db = new Database(path, { readonly: true });
       try {
         return (db.prepare("SELECT id, jws FROM records WHERE kind = 'appraisal' ORDER BY pos").all() as { id: string; jws: string }[]).map((r) => ({
           id: r.id,
-          blob: (JSON.parse(Buffer.from(r.jws.split('.')[1]!, 'base64url').toString('utf8')) as AuditRecord).body.evidenceBlobs as { eventLog: string } | undefined,
+          blob: (JSON.parse(Buffer.from(r.jws.split('.')[1]!, 'base64url').toString('utf8')) as AuditRecord).body.evidenceBlobs as { eventLog: string; certs?: { vcek?: string } } | undefined,
         }));
       } finally {
         db.close();
@@ -382,24 +382,27 @@ describe('joinguard audit verify (tampered records)', () => {
     const intact = names(store);
     expect(intact.map((x) => x.id)).toEqual([made.passA, made.failA, made.passB]);
     expect(intact.every((x) => /^[0-9a-f]{64}$/.test(x.blob?.eventLog ?? ''))).toBe(true);
-    const target = intact[0]!.blob!.eventLog;
-    const naming = intact.filter((x) => x.blob!.eventLog === target).map((x) => x.id);
-    for (const [what, edit, code] of [
-      ['altered', (db: Database.Database) => db.prepare('UPDATE blobs SET data = ? WHERE sha256 = ?').run(Buffer.from('not the event log'), target), 'RECORD_BLOB_ALTERED'],
-      ['removed', (db: Database.Database) => db.prepare('DELETE FROM blobs WHERE sha256 = ?').run(target), 'RECORD_BLOB_MISSING'],
-    ] as const) {
-      const copy = copyStore(`blob-${what}.sqlite`);
-      const db = new Database(copy);
-      edit(db);
-      db.close();
-      // The chain is intact (the records were not touched); what they name is not there as it was.
-      expect(cli('audit', 'verify', '--store', copy, '--keys', keysDir, '--json').code).toBe(0);
-      const r = cli('audit', 'verify', '--store', copy, '--keys', keysDir, '--reappraise', '--policy', config.policy.file!, ...trustArgs, '--json');
-      expect(r.code, what).toBe(1);
-      const j = r.json as unknown as { error: { code: string; details: { reappraisals: Array<{ id: string; now: string; same: boolean; code?: string }> } } };
-      expect(j.error.code).toBe('AUDIT_REAPPRAISAL_DIFFERS');
-      const differing = j.error.details.reappraisals.filter((x) => !x.same);
-      expect(differing.map((x) => [x.id, x.now, x.code])).toEqual(naming.map((id) => [id, 'missing', code]));
+    expect(intact.every((x) => /^[0-9a-f]{64}$/.test(x.blob?.certs?.vcek ?? ''))).toBe(true);
+    for (const [kind, target] of [['log', intact[0]!.blob!.eventLog], ['vcek', intact[0]!.blob!.certs!.vcek!]] as const) {
+      const naming = intact.filter((x) => x.blob!.eventLog === target || x.blob!.certs?.vcek === target).map((x) => x.id);
+      expect(naming.length).toBeGreaterThan(0);
+      for (const [what, edit, code] of [
+        ['altered', (db: Database.Database) => db.prepare('UPDATE blobs SET data = ? WHERE sha256 = ?').run(Buffer.from('not what it was'), target), 'RECORD_BLOB_ALTERED'],
+        ['removed', (db: Database.Database) => db.prepare('DELETE FROM blobs WHERE sha256 = ?').run(target), 'RECORD_BLOB_MISSING'],
+      ] as const) {
+        const copy = copyStore(`blob-${kind}-${what}.sqlite`);
+        const db = new Database(copy);
+        edit(db);
+        db.close();
+        // The chain is intact (the records were not touched); what they name is not there as it was.
+        expect(cli('audit', 'verify', '--store', copy, '--keys', keysDir, '--json').code).toBe(0);
+        const r = cli('audit', 'verify', '--store', copy, '--keys', keysDir, '--reappraise', '--policy', config.policy.file!, ...trustArgs, '--json');
+        expect(r.code, what).toBe(1);
+        const j = r.json as unknown as { error: { code: string; details: { reappraisals: Array<{ id: string; now: string; same: boolean; code?: string }> } } };
+        expect(j.error.code).toBe('AUDIT_REAPPRAISAL_DIFFERS');
+        const differing = j.error.details.reappraisals.filter((x) => !x.same);
+        expect(differing.map((x) => [x.id, x.now, x.code])).toEqual(naming.map((id) => [id, 'missing', code]));
+      }
     }
   });
 

@@ -686,18 +686,19 @@ function isNodeName(s: string): boolean {
 
 /**
  * What an appraisal record keeps: the whole evidence (so `audit verify --reappraise` can run it again), the
- * binding digest, every check, the TCB, the verified claims and the policy. The event log is the bulk; it stays
- * inline so a record is self-contained, and the record's signature and chain cover it. The result's
+ * binding digest, every check, the TCB, the verified claims and the policy. The event log and the certificates,
+ * which every re-attestation repeats, are named by digest and stored once as blobs (recordedEvidence); the
+ * record's signature and chain cover the digests. The result's
  * `measurements` are not repeated: they are a view of the claims, and every copied node costs the verifier
  * on each appraisal (canonicalisation, signing, the durable write).
  */
 function appraisalBody(kept: RecordedEvidence, o: AppraisalOutcome, pool: string): { [k: string]: JsonValue } {
   // The evidence is parsed JSON that passed the schema, so it goes in as it is (the store re-checks that a
-  // body is plain JSON), its event log by digest; the engine's own objects may hold undefined members, which
+  // body is plain JSON), its event log and certificates by digest; the engine's own objects may hold undefined members, which
   // the copies drop.
   return {
     evidence: kept.evidence as unknown as JsonValue,
-    ...(kept.evidenceBlobs ? { evidenceBlobs: kept.evidenceBlobs } : {}),
+    ...(kept.evidenceBlobs ? { evidenceBlobs: kept.evidenceBlobs as { [k: string]: JsonValue } } : {}),
     runtimeData: kept.evidence.runtimeData as JsonValue,
     bindingDigest: o.bindingDigest,
     // Checks are plain JSON as the engine builds them (CheckRun, policyCheck): no copy.

@@ -114,13 +114,15 @@ for (const tee of ['snp', 'tdx'] as const) {
       expect(page.records.find((r) => r.record.kind === 'appraisal')!.record.id).toBe(a.body.recordId);
     });
 
-    it('keeps the event log once, by SHA-256, and serves it to auditors as the record names it', async () => {
+    it('keeps the event log (and the SNP VCEK) once, by SHA-256, and serves it to auditors as the record names it', async () => {
       const sent: string[] = [];
+      const certsSent: (Record<string, string> | undefined)[] = [];
       const ids: string[] = [];
       for (let i = 0; i < 2; i++) {
         const { nonce } = await challenge(h);
         const evidence = await h.sim.evidence({ nonce, runtimeData: { nodeName: h.sim.nodeName, machine: `${h.sim.nodeName}-machine`, purpose: 'reattest' } });
         sent.push(evidence.eventLog);
+        certsSent.push(evidence.hardware.certs);
         const r = await fetch(`${h.v.url}/v1/attest`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(evidence) });
         expect(r.status).toBe(200);
         ids.push(((await r.json()) as AttestResponse).recordId);
@@ -129,11 +131,24 @@ for (const tee of ['snp', 'tdx'] as const) {
       const bytes = Buffer.from(sent[0]!, 'base64');
       const name = createHash('sha256').update(bytes).digest('hex');
       const auditor = { authorization: `Bearer ${AUDITOR_TOKEN}` };
+      // The SNP node's VCEK, the same at every re-attestation, is kept once too, by the digest of its text; TDX
+      // evidence carries its certificates inside the quote.
+      expect(certsSent[1]).toEqual(certsSent[0]);
+      const vcek = certsSent[0]?.vcek;
+      expect(vcek === undefined).toBe(tee === 'tdx');
+      const vcekName = vcek === undefined ? undefined : createHash('sha256').update(vcek, 'utf8').digest('hex');
       for (const id of ids) {
-        const r = (await (await fetch(`${h.v.url}/v1/records/${id}`, { headers: auditor })).json()) as { record: { body: { evidence: Record<string, unknown>; evidenceBlobs?: { eventLog: string } } } };
-        expect(r.record.body.evidenceBlobs).toEqual({ eventLog: name });
+        const r = (await (await fetch(`${h.v.url}/v1/records/${id}`, { headers: auditor })).json()) as { record: { body: { evidence: { eventLog?: unknown; tpm?: unknown; hardware: { report: string; certs?: unknown } }; evidenceBlobs?: unknown } } };
+        expect(r.record.body.evidenceBlobs).toEqual({ eventLog: name, ...(vcekName ? { certs: { vcek: vcekName } } : {}) });
         expect(r.record.body.evidence.eventLog).toBeUndefined();
+        expect(r.record.body.evidence.hardware.certs).toBeUndefined();
+        expect(r.record.body.evidence.hardware.report).toBeTypeOf('string');
         expect(r.record.body.evidence.tpm).toBeDefined();
+      }
+      if (vcekName) {
+        const cert = await fetch(`${h.v.url}/v1/blobs/${vcekName}`, { headers: auditor });
+        expect(cert.status).toBe(200);
+        expect(Buffer.from(await cert.arrayBuffer()).toString('utf8')).toBe(vcek);
       }
       const blob = await fetch(`${h.v.url}/v1/blobs/${name}`, { headers: auditor });
       expect(blob.status).toBe(200);
@@ -144,6 +159,7 @@ for (const tee of ['snp', 'tdx'] as const) {
       const db = new Database(h.config.store.path, { readonly: true });
       try {
         expect((db.prepare('SELECT count(*) AS n FROM blobs WHERE sha256 = ?').get(name) as { n: number }).n).toBe(1);
+        if (vcekName) expect((db.prepare('SELECT count(*) AS n FROM blobs WHERE sha256 = ?').get(vcekName) as { n: number }).n).toBe(1);
       } finally {
         db.close();
       }
