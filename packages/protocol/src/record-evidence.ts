@@ -44,19 +44,21 @@ function remembered(key: string, sha256: string): void {
   if (key.length <= DIGEST_MEMO_MAX_CHARS / 4) digestMemo.set(key, sha256, key.length);
 }
 
+/** A blob whose digest is known: its bytes are made when first read, which the store does only for a digest it does not hold yet. */
+function lazyBlob(sha256: string, make: () => Uint8Array): BlobInput {
+  let data: Uint8Array | undefined;
+  return {
+    sha256,
+    get data(): Uint8Array {
+      return (data ??= make());
+    },
+  };
+}
+
 /** The event log as a blob, or undefined when it stays inline (see below). */
 function logBlob(eventLog: string): BlobInput | undefined {
   const known = digestMemo.get(eventLog);
-  if (known !== undefined) {
-    let data: Uint8Array | undefined;
-    return {
-      sha256: known,
-      // Read by the store only when it does not hold this digest yet.
-      get data(): Uint8Array {
-        return (data ??= Buffer.from(eventLog, 'base64'));
-      },
-    };
-  }
+  if (known !== undefined) return lazyBlob(known, () => Buffer.from(eventLog, 'base64'));
   const data = Buffer.from(eventLog, 'base64');
   // Only a log whose text is exactly the standard encoding of its bytes: anything else (stray characters,
   // unusual padding, which evidence that failed its appraisal may hold) is kept as it came, inline.
@@ -71,15 +73,7 @@ function certBlob(text: string): BlobInput {
   // No base64 text starts with a NUL character, so a certificate's key never meets a log's.
   const key = `\0${text}`;
   const known = digestMemo.get(key);
-  if (known !== undefined) {
-    let data: Uint8Array | undefined;
-    return {
-      sha256: known,
-      get data(): Uint8Array {
-        return (data ??= Buffer.from(text, 'utf8'));
-      },
-    };
-  }
+  if (known !== undefined) return lazyBlob(known, () => Buffer.from(text, 'utf8'));
   const data = Buffer.from(text, 'utf8');
   const sha256 = digest('sha256', data, 'hex');
   remembered(key, sha256);
