@@ -100,7 +100,6 @@ function rememberLog(text: string, log: EventLog): KnownLog | undefined {
   return known;
 }
 
-
 const MAX_CHECKS = LIMITS.maxChecks;
 
 // The edge schema of POST /v1/attest, except that teeKey is checked by its own named check (a key with `d`
