@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import YAML from 'yaml';
@@ -57,6 +57,17 @@ describe('joinguard demo', () => {
     expect(errCode(r.json)).toBe('CLI_USAGE');
     expect(r.stderr).toMatch(/is not empty/);
     expect(readFileSync(join(kept, 'data', 'records.sqlite')).equals(before)).toBe(true);
+  });
+
+  it('refuses a --dir that is a file or cannot be made, before doing anything', async () => {
+    const file = join(dir, 'a-file');
+    writeFileSync(file, 'x');
+    for (const d of [file, join(file, 'below')]) {
+      const r = await cliAsync('demo', '--dir', d, '--json');
+      expect(r.code, d).toBe(2);
+      expect(errCode(r.json)).toBe('CLI_USAGE');
+    }
+    expect(readFileSync(file, 'utf8')).toBe('x');
   });
 
   it('removes its temporary directory when every step passed', async () => {

@@ -1,12 +1,12 @@
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { compactDecrypt } from 'jose';
 import YAML from 'yaml';
-import { newKeyPair } from '@joinguard/core';
+import { isJoinguardError, newKeyPair } from '@joinguard/core';
 import type { AttestResponse, KeyReleaseResponse, TeeKeyJwk } from '@joinguard/protocol';
 import { verifyResult } from '@joinguard/protocol';
 import { createSimCvm, type SimCvm, type SimTamper } from '@joinguard/simcvm';
@@ -148,10 +148,18 @@ function auditVerify(storePath: string, keysDir: string, policyFiles: string[], 
 }
 
 export async function runDemo(opts: DemoOpts): Promise<{ ok: boolean; dir: string; steps: Step[]; audit: string }> {
-  // A store from an earlier run holds evidence signed by that run's test roots, which this run does not trust.
-  if (opts.dir && existsSync(opts.dir) && readdirSync(opts.dir).length > 0) throw usage(`--dir ${opts.dir} is not empty: give a new or empty directory`, { dir: opts.dir });
-  const dir = opts.dir ? resolve(opts.dir) : mkdtempSync(join(tmpdir(), 'joinguard-demo-'));
-  mkdirSync(dir, { recursive: true });
+  let dir: string;
+  if (opts.dir) {
+    dir = resolve(opts.dir);
+    if (existsSync(dir) && !statSync(dir).isDirectory()) throw usage(`--dir ${opts.dir} is not a directory`, { dir: opts.dir });
+    // A store from an earlier run holds evidence signed by that run's test roots, which this run does not trust.
+    if (existsSync(dir) && readdirSync(dir).length > 0) throw usage(`--dir ${opts.dir} is not empty: give a new or empty directory`, { dir: opts.dir });
+    try {
+      mkdirSync(dir, { recursive: true });
+    } catch (e) {
+      throw usage(`--dir ${opts.dir} cannot be made: ${(e as Error).message}`, { dir: opts.dir });
+    }
+  } else dir = mkdtempSync(join(tmpdir(), 'joinguard-demo-'));
   const steps: Step[] = [];
   const sims = {
     snp: await createSimCvm({ tee: 'snp', nodeName: NODES.snp, vtpm: 'software' }),
@@ -184,6 +192,9 @@ export async function runDemo(opts: DemoOpts): Promise<{ ok: boolean; dir: strin
             ? `audit verify refused the store (exit ${audit.code}): ${audit.out.error?.code}: ${audit.out.error?.message}`
             : `signatures and hash chains intact (${chains.map((c) => `${c.log} ${c.count}`).join(', ')} records); ${reappraised.length} appraisals re-run from the stored evidence, every verdict reproduced: ${audit.out.verified === true}`,
     });
+  } catch (e) {
+    // Whatever stopped the flow is a step that failed: the files stay, and the report says where they are.
+    steps.push({ step: 'demo', ok: false, detail: `stopped: ${isJoinguardError(e) ? `${e.code}: ` : ''}${(e as Error).message}` });
   } finally {
     await v?.close();
     await sims.snp.close();
