@@ -190,7 +190,7 @@ export async function runDemo(opts: DemoOpts): Promise<{ ok: boolean; dir: strin
           ? `audit verify gave no JSON (exit ${audit.code}): ${audit.stderr.trim()}`
           : audit.out.verified !== true
             ? `audit verify refused the store (exit ${audit.code}): ${audit.out.error?.code}: ${audit.out.error?.message}`
-            : `signatures and hash chains intact (${chains.map((c) => `${c.log} ${c.count}`).join(', ')} records); ${reappraised.length} appraisals re-run from the stored evidence, every verdict reproduced: ${audit.out.verified === true}`,
+            : `signatures and hash chains intact (records per log: ${chains.map((c) => `${c.log} ${c.count}`).join(', ')}); ${reappraised.length} appraisals re-run from the stored evidence, every verdict reproduced`,
     });
   } catch (e) {
     // Whatever stopped the flow is a step that failed: the files stay, and the report says where they are.
