@@ -2,11 +2,11 @@
 // SNP or TDX signer under a generated test root (trusted only by a verifier configured with it), a vTPM
 // (swtpm, or an in-process software TPM), and a synthetic TCG event log whose replay is extended into the
 // vTPM, and produces complete evidence bundles bound to a challenge exactly as a real attester does.
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, randomBytes, type KeyObject } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { toHex, newKeyPair } from '@joinguard/core';
-import { bindingDigest, fromB64url, toB64url, tpmExtraData, type Evidence, type RuntimeData, type TeeKeyJwk } from '@joinguard/protocol';
+import { bindingDigest, fromB64url, toB64url, tpmExtraData, type Evidence, type RuntimeData, type TeeKeyJwk, type TeeKeyJwkP256 } from '@joinguard/protocol';
 import { POLICY_API_VERSION, POLICY_KIND, type Policy } from '@joinguard/policy';
 import type { SnpProduct, TcbVersion } from '@joinguard/snp';
 import { createTestAuthority, issueTestLeaf, makeTestReport, type TestAuthority, type TestLeaf } from '@joinguard/snp/testing';
@@ -22,6 +22,13 @@ export { softwareVtpm, swtpmVtpm, eccAkPublic, AK_ATTRIBUTES } from './vtpm.js';
 export type { SimVtpm } from './vtpm.js';
 
 export type SimTee = 'snp' | 'tdx';
+
+/** A node's ephemeral TEE key: a P-256 pair, its public half as the runtimeData.teeKey JWK the key broker seals to. */
+export function teeKeyPair(): { pub: TeeKeyJwkP256; priv: KeyObject } {
+  const { publicKey, privateKey } = newKeyPair({ type: 'ec', namedCurve: 'P-256' });
+  const j = publicKey.export({ format: 'jwk' });
+  return { pub: { kty: 'EC', crv: 'P-256', x: j.x!, y: j.y! }, priv: privateKey };
+}
 
 export interface SimCvmOptions {
   tee: SimTee;
@@ -187,10 +194,8 @@ export async function createSimCvm(opts: SimCvmOptions): Promise<SimCvm> {
   const mrTd = opts.tdx?.mrTd ?? new Uint8Array(createHash('sha384').update('simcvm mrtd').digest());
   const rtmr0 = new Uint8Array(createHash('sha384').update('simcvm rtmr0').digest());
   const tdAttributes = opts.tdx?.tdAttributes ?? new Uint8Array(8);
-  const teePair = newKeyPair({ type: 'ec', namedCurve: 'P-256' });
-  const pubJwk = teePair.publicKey.export({ format: 'jwk' });
-  const privJwk = teePair.privateKey.export({ format: 'jwk' });
-  const teeKey: TeeKeyJwk = { kty: 'EC', crv: 'P-256', x: pubJwk.x!, y: pubJwk.y! };
+  const { pub: teeKey, priv: teePrivate } = teeKeyPair();
+  const privJwk = teePrivate.export({ format: 'jwk' });
   const kubeletKeySha256 = sha256(`kubelet key of ${nodeName}`);
   const quotedPcrs = Array.from({ length: 24 }, (_, i) => i);
 

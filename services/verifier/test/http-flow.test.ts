@@ -1,13 +1,12 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { newKeyPair } from '@joinguard/core';
-import { createHash, type KeyObject } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { compactDecrypt, decodeJwt, importJWK } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { repoRoot } from '@joinguard/core/testing';
-import type { SimCvm } from '@joinguard/simcvm';
+import { teeKeyPair, type SimCvm } from '@joinguard/simcvm';
 import { verifyResult, type AttestResponse, type ChallengeResponse, type KeyReleaseResponse, type TeeKeyJwk } from '@joinguard/protocol';
 import type { VerifierConfig } from '../src/config.js';
 import { deriveDiskKey } from '../src/keybroker.js';
@@ -36,12 +35,6 @@ async function harness(tee: 'snp' | 'tdx'): Promise<Harness> {
   const clock = { now: new Date() };
   const h = await simHarness({ tee, edit: (c) => ({ ...c, clusterId: 'flow-cluster' }), now: () => clock.now });
   return { v: h.v, sim: h.sim, dir: h.dir, config: h.config, clock };
-}
-
-function teeKeyPair(): { pub: TeeKeyJwk; priv: KeyObject } {
-  const { publicKey, privateKey } = newKeyPair({ type: 'ec', namedCurve: 'P-256' });
-  const j = publicKey.export({ format: 'jwk' });
-  return { pub: { kty: 'EC', crv: 'P-256', x: j.x!, y: j.y! }, priv: privateKey };
 }
 
 async function challenge(h: Harness): Promise<ChallengeResponse> {

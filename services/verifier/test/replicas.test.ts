@@ -1,13 +1,12 @@
 import { execFileSync, spawn } from 'node:child_process';
-import { newKeyPair } from '@joinguard/core';
-import { type KeyObject } from 'node:crypto';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { compactDecrypt } from 'jose';
 import type { JSONWebKeySet } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { repoRoot } from '@joinguard/core/testing';
-import { generateSigningKey, verifyResult, type AttestResponse, type Evidence, type PolicyListResponse, type RuntimeData, type SignedRecord, type TeeKeyJwk } from '@joinguard/protocol';
+import { generateSigningKey, verifyResult, type AttestResponse, type Evidence, type PolicyListResponse, type RuntimeData, type SignedRecord } from '@joinguard/protocol';
+import { teeKeyPair } from '@joinguard/simcvm';
 import { openJetStreamStore, type RecordStore } from '@joinguard/store';
 import { policyDigest, type Policy } from '@joinguard/policy';
 import YAML from 'yaml';
@@ -39,12 +38,6 @@ let store: RecordStore;
 const made = { appraisals: 0, keyReleases: 0, revocations: 0 };
 
 const PREFIX = 'jgreplica';
-
-function teeKeyPair(): { pub: TeeKeyJwk; priv: KeyObject } {
-  const { publicKey, privateKey } = newKeyPair({ type: 'ec', namedCurve: 'P-256' });
-  const j = publicKey.export({ format: 'jwk' });
-  return { pub: { kty: 'EC', crv: 'P-256', x: j.x!, y: j.y! }, priv: privateKey };
-}
 
 async function evidenceFor(from: Fetch, runtimeData: Partial<RuntimeData>): Promise<Evidence> {
   const { nonce } = await challenge(from);

@@ -1,12 +1,11 @@
 
-import { newKeyPair } from '@joinguard/core';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { compactDecrypt, decodeProtectedHeader, type JSONWebKeySet } from 'jose';
 import YAML from 'yaml';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { createSimCvm, type SimCvm } from '@joinguard/simcvm';
+import { createSimCvm, teeKeyPair, type SimCvm } from '@joinguard/simcvm';
 import { verifyResult, type AttestResponse, type KeyReleaseResponse, type RecordPage, type TeeKeyJwk } from '@joinguard/protocol';
 import { verifyRecord } from '@joinguard/store';
 import { hashToken } from '../src/auth.js';
@@ -26,12 +25,6 @@ const TTL = 300;
 // 0.01 days = 864 s: a fraction of a day, so that a result signed shortly before the rotation outlives it.
 const ROTATE_DAYS = 0.01;
 const ROTATE_SEC = ROTATE_DAYS * 86_400;
-
-function teeKeyPair() {
-  const { publicKey, privateKey } = newKeyPair({ type: 'ec', namedCurve: 'P-256' });
-  const j = publicKey.export({ format: 'jwk' });
-  return { pub: { kty: 'EC', crv: 'P-256', x: j.x!, y: j.y! } as TeeKeyJwk, priv: privateKey };
-}
 
 describe('signing-key rotation while running', () => {
   let sim: SimCvm;

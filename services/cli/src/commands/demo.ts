@@ -6,10 +6,10 @@ import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { compactDecrypt } from 'jose';
 import YAML from 'yaml';
-import { isJoinguardError, newKeyPair } from '@joinguard/core';
-import type { AttestResponse, KeyReleaseResponse, TeeKeyJwk } from '@joinguard/protocol';
+import { isJoinguardError } from '@joinguard/core';
+import type { AttestResponse, KeyReleaseResponse } from '@joinguard/protocol';
 import { verifyResult } from '@joinguard/protocol';
-import { createSimCvm, type SimCvm, type SimTamper } from '@joinguard/simcvm';
+import { createSimCvm, teeKeyPair, type SimCvm, type SimTamper } from '@joinguard/simcvm';
 import { loadConfig, startVerifier, type RunningVerifier } from '@joinguard/verifier';
 import { EXIT_OK, EXIT_REJECTED, reportFailure, usage, writeJson } from '../output.js';
 
@@ -33,12 +33,6 @@ interface DemoOpts {
 }
 
 const NODES = { snp: 'snp-worker-0', tdx: 'tdx-worker-0' } as const;
-
-function teeKeyPair(): { pub: TeeKeyJwk; priv: ReturnType<typeof newKeyPair>['privateKey'] } {
-  const { publicKey, privateKey } = newKeyPair({ type: 'ec', namedCurve: 'P-256' });
-  const j = publicKey.export({ format: 'jwk' });
-  return { pub: { kty: 'EC', crv: 'P-256', x: j.x!, y: j.y! }, priv: privateKey };
-}
 
 async function post<T>(url: string, body: unknown, bearer?: string): Promise<{ status: number; body: T & { code?: string; message?: string } }> {
   const r = await fetch(url, {
