@@ -17,6 +17,7 @@ export function checkReplay(log: EventLog, quoted: PcrBanks, replayed?: PcrBanks
   const replayable = new Set(replayableBanks(log));
   const subset: PcrBanks = {};
   const banks: string[] = [];
+  let count = 0;
   for (const [bank, values] of Object.entries(quoted)) {
     if (!replayable.has(bank)) continue;
     banks.push(bank);
@@ -27,6 +28,7 @@ export function checkReplay(log: EventLog, quoted: PcrBanks, replayed?: PcrBanks
         throw reject('APPRAISE_EVENTLOG_PCR_NOT_QUOTED', `the event log extends ${bank} PCR ${pcr} but the quote does not cover it, so its events cannot be verified`, { bank, pcr });
       }
       sub[pcr] = q;
+      count++;
     }
     subset[bank] = sub;
   }
@@ -37,7 +39,7 @@ export function checkReplay(log: EventLog, quoted: PcrBanks, replayed?: PcrBanks
   }
   // The log's own replay, when known: where every value equals it, comparePcrs would find no mismatch. Anything
   // else goes through comparePcrs, which names the PCR and the event where the log and the quote part.
-  if (replayed !== undefined && equalsReplay(subset, replayed)) return { compared: Object.values(subset).reduce((n, b) => n + Object.keys(b).length, 0), banks };
+  if (replayed !== undefined && equalsReplay(subset, replayed)) return { compared: count, banks };
   const cmp = comparePcrs(log, subset);
   const m = cmp.first;
   if (m) {

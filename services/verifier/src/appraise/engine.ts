@@ -63,10 +63,14 @@ interface Decoded {
   eventLog: Uint8Array | KnownLog;
 }
 
-/** An event log parsed and replayed before, with the boot claims read from it. */
+/**
+ * An event log parsed before. Its replay and boot claims are added, and the whole frozen, when the log is
+ * first seen again: a log seen only once costs nothing but its entry.
+ */
 interface KnownLog {
   log: EventLog;
-  replayed: PcrBanks;
+  /** null: the log cannot be replayed (the full comparison says why) */
+  replayed?: PcrBanks | null;
   boot?: BootClaims;
 }
 
@@ -87,17 +91,16 @@ export function forgetKnownLogs(): void {
   knownLogs.clear();
 }
 
-function rememberLog(text: string, log: EventLog): KnownLog | undefined {
-  let replayed: PcrBanks;
-  try {
-    replayed = replayPcrs(log);
-  } catch {
-    // The replay step names what is wrong with such a log; it is not remembered.
-    return undefined;
+/** The log's replay, made (and the log frozen, being shared from now on) on its first re-use. */
+function knownReplay(known: KnownLog): PcrBanks | undefined {
+  if (known.replayed === undefined) {
+    try {
+      known.replayed = deepFreeze(replayPcrs(deepFreeze(known.log)));
+    } catch {
+      known.replayed = null;
+    }
   }
-  const known: KnownLog = { log: deepFreeze(log), replayed: deepFreeze(replayed) };
-  knownLogs.set(text, known, text.length);
-  return known;
+  return known.replayed ?? undefined;
 }
 
 const MAX_CHECKS = LIMITS.maxChecks;
@@ -361,12 +364,12 @@ export async function appraiseInternal(evidence: Evidence, ctx: AppraisalContext
       if (source instanceof Uint8Array) {
         // A log seen for the first time is compared in full, and remembered once it parsed.
         log = parseEventLog(source);
-        known = rememberLog(evidence.eventLog, log);
+        knownLogs.set(evidence.eventLog, { log }, evidence.eventLog.length);
         return checkReplay(log, quoted);
       }
       known = source;
       log = known.log;
-      return checkReplay(log, quoted, known.replayed);
+      return checkReplay(log, quoted, knownReplay(known));
     },
     (r) => ({ message: `${log!.events.length} events; ${r.compared} PCRs extended by the log equal the quoted ${r.banks.join(', ')} values` }),
   );
