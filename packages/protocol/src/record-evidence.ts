@@ -30,18 +30,20 @@ export const CERT_BLOB_NAMES: readonly string[] = ['vcek', 'vlek', 'ask', 'asvk'
 // The nodes of a pool send the same log, and the nodes of a host the same certificates, at every
 // re-attestation: the digest of a text seen lately is remembered (at most 256 texts and 8 Mi characters of
 // them), so a repeated one costs a lookup instead of a decoding, a re-encoding and a hash. Its bytes are made
-// again only if the store asks for them. Log and certificate texts share it: a key is the text and its kind.
+// again only if the store asks for them. A text has a digest per kind: a log's is over its decoded bytes, a
+// certificate's over the text itself.
 const DIGEST_MEMO_MAX_CHARS = 8 * 1024 * 1024;
-const digestMemo = new BoundedMap<string, string>(256, DIGEST_MEMO_MAX_CHARS);
+type TextKind = 'log' | 'cert';
+const digestMemo = new BoundedMap<string, Partial<Record<TextKind, string>>>(256, DIGEST_MEMO_MAX_CHARS);
+const BYTES_OF: Record<TextKind, (text: string) => Buffer> = {
+  log: (text) => Buffer.from(text, 'base64'),
+  // PEM or base64, a certificate is kept as the text that came, so it comes back as it came.
+  cert: (text) => Buffer.from(text, 'utf8'),
+};
 
 /** For tests: how much the digest memo holds. */
 export function recordedEvidenceMemoUsage(): { entries: number; chars: number } {
   return { entries: digestMemo.size, chars: digestMemo.cost };
-}
-
-function remembered(key: string, sha256: string): void {
-  // A very large text would push out everything else.
-  if (key.length <= DIGEST_MEMO_MAX_CHARS / 4) digestMemo.set(key, sha256, key.length);
 }
 
 /** A blob whose digest is known: its bytes are made when first read, which the store does only for a digest it does not hold yet. */
@@ -55,28 +57,20 @@ function lazyBlob(sha256: string, make: () => Uint8Array): BlobInput {
   };
 }
 
-/** The event log as a blob, or undefined when it stays inline (see below). */
-function logBlob(eventLog: string): BlobInput | undefined {
-  const known = digestMemo.get(eventLog);
-  if (known !== undefined) return lazyBlob(known, () => Buffer.from(eventLog, 'base64'));
-  const data = Buffer.from(eventLog, 'base64');
+/** An event log or a certificate as a blob; undefined for a log that stays inline (see below). */
+function textBlob(text: string, kind: 'cert'): BlobInput;
+function textBlob(text: string, kind: TextKind): BlobInput | undefined;
+function textBlob(text: string, kind: TextKind): BlobInput | undefined {
+  const seen = digestMemo.get(text);
+  const known = seen?.[kind];
+  if (known !== undefined) return lazyBlob(known, () => BYTES_OF[kind](text));
+  const data = BYTES_OF[kind](text);
   // Only a log whose text is exactly the standard encoding of its bytes: anything else (stray characters,
   // unusual padding, which evidence that failed its appraisal may hold) is kept as it came, inline.
-  if (data.toString('base64') !== eventLog) return undefined;
+  if (kind === 'log' && data.toString('base64') !== text) return undefined;
   const sha256 = digest('sha256', data, 'hex');
-  remembered(eventLog, sha256);
-  return { sha256, data };
-}
-
-/** A certificate's text as a blob: its UTF-8 bytes, whatever the text (PEM or base64), so it comes back as it came. */
-function certBlob(text: string): BlobInput {
-  // No base64 text starts with a NUL character, so a certificate's key never meets a log's.
-  const key = `\0${text}`;
-  const known = digestMemo.get(key);
-  if (known !== undefined) return lazyBlob(known, () => Buffer.from(text, 'utf8'));
-  const data = Buffer.from(text, 'utf8');
-  const sha256 = digest('sha256', data, 'hex');
-  remembered(key, sha256);
+  // A very large text would push out everything else.
+  if (text.length <= DIGEST_MEMO_MAX_CHARS / 4) digestMemo.set(text, { ...seen, [kind]: sha256 }, text.length);
   return { sha256, data };
 }
 
@@ -86,7 +80,7 @@ export function recordedEvidence(evidence: Evidence): RecordedEvidence {
   let kept = evidence as unknown as Record<string, unknown>;
   const { eventLog } = evidence;
   if (typeof eventLog === 'string' && eventLog.length > 0) {
-    const blob = logBlob(eventLog);
+    const blob = textBlob(eventLog, 'log');
     if (blob) {
       const { eventLog: _inBlob, ...rest } = evidence;
       kept = rest;
@@ -100,7 +94,7 @@ export function recordedEvidence(evidence: Evidence): RecordedEvidence {
     const named: Record<string, string> = {};
     for (const [name, text] of Object.entries(certs)) {
       if (CERT_BLOB_NAMES.includes(name) && typeof text === 'string' && text.length > 0) {
-        const blob = certBlob(text);
+        const blob = textBlob(text, 'cert');
         named[name] = blob.sha256;
         // One blob per digest, even where two entries hold the same text.
         if (!blobs.some((b) => b.sha256 === blob.sha256)) blobs.push(blob);
