@@ -1,5 +1,6 @@
 // Raw ECDSA P-384 verifications per second of each backend of @joinguard/snp (node:crypto, and Nettle where
-// libhogweed loads), in interleaved batches; prints {"openssl": n, "nettle": n}. Used by verifier-http.ts.
+// libhogweed loads, with and without per-key tables), in interleaved batches; prints
+// {"openssl": n, "nettle": n, "nettle+tables": n}. Used by verifier-http.ts.
 // Usage: npx tsx bench/p384-raw.ts [milliseconds per backend, 1000]
 import { sign } from 'node:crypto';
 import { newKeyPair } from '@joinguard/core';
@@ -12,7 +13,7 @@ const sig = sign('sha384', data, { key: privateKey, dsaEncoding: 'ieee-p1363' })
 const backends = p384Backends();
 const spent = backends.map(() => 0);
 const counts = backends.map(() => 0);
-for (const b of backends) for (let i = 0; i < 100; i++) if (!b.verify(publicKey, data, sig)) throw new Error(`${b.name} refused a good signature`);
+for (const b of backends) for (let i = 0; i < 100; i++) if (!b.verify(publicKey, data, sig)) throw new Error(`${b.label} refused a good signature`);
 while (spent.some((s) => s < ms)) {
   backends.forEach((b, k) => {
     const t = performance.now();
@@ -21,4 +22,4 @@ while (spent.some((s) => s < ms)) {
     counts[k]! += 20;
   });
 }
-console.log(JSON.stringify(Object.fromEntries(backends.map((b, k) => [b.name, (counts[k]! * 1000) / spent[k]!]))));
+console.log(JSON.stringify(Object.fromEntries(backends.map((b, k) => [b.label, (counts[k]! * 1000) / spent[k]!]))));

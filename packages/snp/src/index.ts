@@ -21,7 +21,7 @@ export type { SnpClaims, GuestPolicy, PlatformInfo, SigningKeyName } from './cla
 export { verifyReport, verifyChain, verifyReportSignature, reportSignatureP1363, checkExtensions, checkCrl, reportProduct, ChainCache } from './verify.js';
 export type { SnpCollateral, SnpVerifyOptions, VerifiedChain, VerifiedSnpReport, SigningKeyKind } from './verify.js';
 export { useP384Backend, p384Backend, p384Backends, p384FallbackReason, verifyP384Sha384, P384_BACKEND_CHOICES, NETTLE_LIBRARIES } from './p384.js';
-export type { P384Backend, P384BackendChoice, P384BackendName } from './p384.js';
+export type { P384Backend, P384BackendChoice, P384BackendName, P384KeyTables, P384KeyTableStats } from './p384.js';
 export { parseAmdCert, parseCrl, certificatesFromBytes, pemBlocks, fingerprint256, AMD_OID } from './cert.js';
 export type { AmdCert, AmdExtensions, ParsedCrl } from './cert.js';
 export { SnpTrustStore, amdTrustStore, trustStoreFrom, amdRootPem } from './roots.js';

@@ -11,9 +11,9 @@ describe('property-based fuzzing (bounded for CI; scripts/fuzz-snp.ts runs >= 1,
     fc.assert(fc.property(fuzzInput(fx), (input) => fuzzProperty(fx, input)), { numRuns: 1500, seed: 0x5eed });
   });
 
-  it('fuzzes with both P-384 backends, and a backend that disagrees fails the property', () => {
-    expect(fx.backends.map((b) => b.name)).toEqual(['openssl', 'nettle']);
-    const lenient = { ...fx, backends: [...fx.backends, { name: 'nettle' as const, library: 'always yes', verify: () => true }] };
+  it('fuzzes with every P-384 backend (Nettle with and without key tables), and a backend that disagrees fails the property', () => {
+    expect(fx.backends.map((b) => b.label)).toEqual(['openssl', 'nettle', 'nettle+tables']);
+    const lenient = { ...fx, backends: [...fx.backends, { name: 'nettle' as const, label: 'nettle', library: 'always yes', verify: () => true }] };
     const b = new Uint8Array(fx.report);
     b[0x2a0]! ^= 1;
     expect(fuzzProperty(lenient, { kind: 'signature', bytes: b, coveredChange: true })).toBe(false);

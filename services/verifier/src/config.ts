@@ -46,8 +46,11 @@ export interface VerifierConfig {
   };
   auth: { tokensFile?: string; mtlsRoles: Record<string, Array<'auditor' | 'admin'>> };
   rateLimit: { attestPerMinute: number };
-  /** Which ECDSA P-384 implementation verifies SNP report signatures (see @joinguard/snp p384.ts). */
-  crypto: { p384: P384BackendChoice };
+  /**
+   * Which ECDSA P-384 implementation verifies SNP report signatures, and whether Nettle's keeps a table per
+   * VCEK/VLEK key (see @joinguard/snp p384.ts).
+   */
+  crypto: { p384: P384BackendChoice; p384KeyTables: boolean };
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 }
 
@@ -132,7 +135,7 @@ const schema = {
       },
     },
     rateLimit: { type: 'object', additionalProperties: false, properties: { attestPerMinute: { type: 'integer', minimum: 1 } } },
-    crypto: { type: 'object', additionalProperties: false, properties: { p384: { enum: P384_BACKEND_CHOICES } } },
+    crypto: { type: 'object', additionalProperties: false, properties: { p384: { enum: P384_BACKEND_CHOICES }, p384KeyTables: { type: 'boolean' } } },
     logLevel: { enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] },
   },
 } as const;
@@ -156,7 +159,7 @@ export function defaultConfig(dataDir = '.joinguard'): VerifierConfig {
     trust: { snpTestRoots: [], tdxTestRoots: [] },
     auth: { mtlsRoles: {} },
     rateLimit: { attestPerMinute: 120 },
-    crypto: { p384: 'auto' },
+    crypto: { p384: 'auto', p384KeyTables: true },
     logLevel: 'info',
   };
 }
@@ -247,6 +250,9 @@ function applyEnv(raw: Record<string, unknown>, env: NodeJS.ProcessEnv): void {
   if (env.JOINGUARD_POLICY) section('policy').file = env.JOINGUARD_POLICY;
   if (env.JOINGUARD_LOG_LEVEL) raw.logLevel = env.JOINGUARD_LOG_LEVEL;
   if (env.JOINGUARD_CRYPTO_P384) section('crypto').p384 = env.JOINGUARD_CRYPTO_P384;
+  // "true" and "false" become booleans; anything else is left as text for the schema to refuse by name.
+  const tables = env.JOINGUARD_CRYPTO_P384_KEY_TABLES;
+  if (tables) section('crypto').p384KeyTables = tables === 'true' ? true : tables === 'false' ? false : tables;
 }
 
 function resolveConfig(c: Partial2<VerifierConfig>, base: string): VerifierConfig {

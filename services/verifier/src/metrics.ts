@@ -12,6 +12,8 @@ export class VerifierMetrics {
   readonly nodeLastVerified: Gauge<'node'>;
   readonly rejections: Counter<'code'>;
   readonly cryptoBackend: Gauge<'operation' | 'backend' | 'library'>;
+  readonly p384KeyTables: Gauge<'what'>;
+  private p384TableSource: (() => { tables: number; builds: number; hits: number } | undefined) | undefined;
   private readonly ageSources: Array<() => Partial<Record<string, number>>> = [];
 
   constructor(opts: { defaultMetrics?: boolean } = {}) {
@@ -51,6 +53,27 @@ export class VerifierMetrics {
     this.nodeLastVerified = new Gauge({ name: 'joinguard_node_last_verified_timestamp_seconds', help: 'Unix time of the last passing appraisal per node', labelNames: ['node'], registers });
     this.rejections = new Counter({ name: 'joinguard_rejections_total', help: 'Rejected requests by error code', labelNames: ['code'], registers });
     this.cryptoBackend = new Gauge({ name: 'joinguard_crypto_backend_info', help: 'The implementation of each costly crypto operation (value 1)', labelNames: ['operation', 'backend', 'library'], registers });
+    // eslint-disable-next-line @typescript-eslint/no-this-alias
+    const self = this;
+    this.p384KeyTables = new Gauge({
+      name: 'joinguard_p384_key_tables',
+      help: 'Per-key tables of the Nettle P-384 backend: tables kept now, tables built and verifications that used one since start (absent when tables are not in use)',
+      labelNames: ['what'],
+      registers,
+      collect() {
+        this.reset();
+        const s = self.p384TableSource?.();
+        if (!s) return;
+        this.set({ what: 'kept' }, s.tables);
+        this.set({ what: 'built' }, s.builds);
+        this.set({ what: 'verifications' }, s.hits);
+      },
+    });
+  }
+
+  /** Where the P-384 key-table figures come from, asked at every scrape. */
+  p384KeyTablesFrom(source: () => { tables: number; builds: number; hits: number } | undefined): void {
+    this.p384TableSource = source;
   }
 
   /** Adds a source of collateral ages (seconds by kind), asked at every scrape of the age gauge. */

@@ -5,7 +5,7 @@ import pino from 'pino';
 import { inputError, isJoinguardError, JoinguardError } from '@joinguard/core';
 import { defaultPolicy, loadPolicy, policyDigest, type Policy } from '@joinguard/policy';
 import { openJetStreamStore, openSqliteStore, type RecordStore } from '@joinguard/store';
-import { ChainCache, p384FallbackReason, useP384Backend } from '@joinguard/snp';
+import { ChainCache, NETTLE_LIBRARIES, p384FallbackReason, useP384Backend } from '@joinguard/snp';
 import { PckChainCache } from '@joinguard/tdx';
 import { defaultTrust, type AppraisalTrust } from './appraise/index.js';
 import { tdxCollateralIssuedAt } from './appraise/trust.js';
@@ -115,10 +115,13 @@ export async function startVerifier(config: VerifierConfig, opts: { testHooks?: 
   const now = opts.now ?? (() => new Date());
   const logger = pino({ level: config.logLevel, redact: ['req.headers.authorization'] });
   // First, so that a forced backend that cannot load stops the start before anything is opened.
-  const p384 = useP384Backend(config.crypto.p384);
+  const p384 = useP384Backend(config.crypto.p384, NETTLE_LIBRARIES, { enabled: config.crypto.p384KeyTables });
   const fallback = p384FallbackReason();
+  const tables = p384.keyTables?.();
   if (fallback) logger.warn({ backend: p384.name, reason: fallback }, `ECDSA P-384: Nettle cannot be used (${fallback}); using ${p384.library}, which is slower`);
-  else logger.info({ backend: p384.name, library: p384.library }, `ECDSA P-384 verification by ${p384.library}`);
+  else if (tables && !tables.enabled && config.crypto.p384KeyTables) {
+    logger.warn({ backend: p384.name, library: p384.library, reason: tables.reason }, `ECDSA P-384 verification by ${p384.library}, without per-key tables (${tables.reason}), which is slower`);
+  } else logger.info({ backend: p384.label, library: p384.library }, `ECDSA P-384 verification by ${p384.library}${tables?.enabled ? ' with per-key tables' : ''}`);
   const keys = await SigningKeys.open({
     dir: config.signing.keysDir,
     alg: config.signing.alg,
@@ -141,6 +144,10 @@ export async function startVerifier(config: VerifierConfig, opts: { testHooks?: 
     const pools = loadPools(config, now(), logger);
     const metrics = new VerifierMetrics({ defaultMetrics: true });
     metrics.cryptoBackend.set({ operation: 'ecdsa_p384_verify', backend: p384.name, library: p384.library }, 1);
+    metrics.p384KeyTablesFrom(() => {
+      const t = p384.keyTables?.();
+      return t?.enabled ? t : undefined;
+    });
     const readPems = (files: string[]) => files.map((f) => readFileSync(f, 'utf8'));
     const trust = defaultTrust({
       snpTestRootsPem: readPems(config.trust.snpTestRoots),

@@ -75,6 +75,19 @@ describe('verifier configuration', () => {
     expect(thrown(() => loadConfig({ env: { JOINGUARD_CRYPTO_P384: 'fast' } })).message).toContain('/crypto/p384');
   });
 
+  it('takes crypto.p384KeyTables as true (default) or false, from the file or JOINGUARD_CRYPTO_P384_KEY_TABLES', () => {
+    expect(loadConfig({ file: cfgFile('{}\n'), env: {} }).crypto.p384KeyTables).toBe(true);
+    expect(loadConfig({ file: cfgFile('crypto: { p384KeyTables: false }\n'), env: {} }).crypto).toEqual({ p384: 'auto', p384KeyTables: false });
+    expect(loadConfig({ file: cfgFile('crypto: { p384KeyTables: true }\n'), env: { JOINGUARD_CRYPTO_P384_KEY_TABLES: 'false' } }).crypto.p384KeyTables).toBe(false);
+    expect(loadConfig({ env: { JOINGUARD_CRYPTO_P384_KEY_TABLES: 'true' } }).crypto.p384KeyTables).toBe(true);
+    for (const bad of ['no', '0', 'TRUE']) {
+      const e = thrown(() => loadConfig({ env: { JOINGUARD_CRYPTO_P384_KEY_TABLES: bad } }));
+      expect(e.code, bad).toBe('CONFIG_INVALID');
+      expect(e.message, bad).toContain('/crypto/p384KeyTables');
+    }
+    expect(thrown(() => loadConfig({ file: cfgFile('crypto: { p384KeyTables: 1 }\n'), env: {} })).message).toContain('/crypto/p384KeyTables');
+  });
+
   it('refuses a bad port from the environment and unreadable or malformed files', () => {
     expect(thrown(() => loadConfig({ env: { JOINGUARD_LISTEN_PORT: 'eighty' } })).code).toBe('CONFIG_INVALID');
     expect(thrown(() => loadConfig({ file: '/nonexistent/verifier.yaml', env: {} })).code).toBe('CONFIG_UNREADABLE');

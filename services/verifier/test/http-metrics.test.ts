@@ -80,6 +80,11 @@ describe('/metrics', () => {
     // The P-384 implementation in use (auto picks Nettle where it loads, as here).
     expect([...s.entries()].filter(([k]) => k.startsWith('joinguard_crypto_backend_info{'))).toEqual([[expect.stringMatching(/^joinguard_crypto_backend_info\{operation="ecdsa_p384_verify",backend="nettle",library="nettle \d+\.\d+"\}$/), 1]]);
 
+    // Its per-key tables: kept now, built and used since start (the process-wide binding other tests share).
+    const tables = (what: string) => s.get(`joinguard_p384_key_tables{what="${what}"}`);
+    for (const what of ['kept', 'built', 'verifications']) expect(tables(what), what).toBeGreaterThanOrEqual(0);
+    expect(tables('built')).toBeGreaterThanOrEqual(tables('kept')!);
+
     // Node.js process metrics are there too, under the joinguard_ prefix.
     expect(text).toMatch(/^joinguard_process_cpu_user_seconds_total /m);
   });
@@ -93,6 +98,9 @@ describe('/metrics', () => {
     expect(k.body.code).toBe('KEYS_RESULT_FAILED');
     const s = samples(await (await f('/metrics')).text());
     expect(s.get('joinguard_appraisals_total{tee="snp",verdict="fail"}')).toBe(1);
+    // The same VCEK a second time: its table is built now, or was already and is used.
+    const used = (x: Map<string, number>) => (x.get('joinguard_p384_key_tables{what="built"}') ?? NaN) + (x.get('joinguard_p384_key_tables{what="verifications"}') ?? NaN);
+    expect(used(s)).toBeGreaterThan(used(s0));
     expect(s.get('joinguard_appraisals_total{tee="snp",verdict="pass"}')).toBe(1);
     expect(s.get('joinguard_appraisal_duration_seconds_count{tee="snp"}')).toBe(2);
     expect(s.get('joinguard_key_releases_total{outcome="refused"}')).toBe(2);
