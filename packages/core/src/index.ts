@@ -9,3 +9,4 @@ export { digest } from './hash.js';
 export { BoundedMap, deepFreeze } from './bounded.js';
 export { newKeyPair } from './keys.js';
 export type { NewKeySpec } from './keys.js';
+export { uuidV7 } from './ids.js';

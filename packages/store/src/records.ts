@@ -1,7 +1,6 @@
-import { randomUUID } from 'node:crypto';
 import { compactVerify, createLocalJWKSet, errors as joseErrors } from 'jose';
 import type { CryptoKey, JSONWebKeySet, KeyObject } from 'jose';
-import { JoinguardError, digest, inputError, reject } from '@joinguard/core';
+import { JoinguardError, digest, inputError, reject, uuidV7 } from '@joinguard/core';
 import { PURPOSES, RECORD_KINDS, TEES, VERDICTS, canonicalJson, compactSign } from '@joinguard/protocol';
 import type { AuditRecord, RecordDraft, SignedRecord } from '@joinguard/protocol';
 
@@ -62,7 +61,7 @@ export function prepareDraft(draft: RecordDraft, now: Date): { id: string; time:
     // One textual form (UTC, milliseconds) so that time ranges compare correctly as strings and numbers.
     time = new Date(draft.time).toISOString();
   }
-  return { id: draft.id ?? randomUUID(), time };
+  return { id: draft.id ?? uuidV7(), time };
 }
 
 export function buildRecord(draft: RecordDraft, fixed: { id: string; time: string }, seq: number, prev: string): AuditRecord {

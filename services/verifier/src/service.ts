@@ -1,8 +1,7 @@
-import { randomUUID } from 'node:crypto';
 import { existsSync, readFileSync, statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import type { JSONWebKeySet, JWK } from 'jose';
-import { JoinguardError, inputError, reject } from '@joinguard/core';
+import { JoinguardError, inputError, reject, uuidV7 } from '@joinguard/core';
 import {
   assertJsonValue,
   checkChallenge,
@@ -212,7 +211,7 @@ export class Verifier {
     // both durable before the reply (a failed append leaves a state naming a record that does not exist, which
     // no key release accepts, and the next appraisal overwrites it).
     // updateNode is a compare-and-set, so an appraisal racing a revocation keeps the revocation.
-    const recordId = randomUUID();
+    const recordId = uuidV7(now.getTime());
     await this.d.store.updateNode(appraisal.node, (previous) => ({
       revoked: previous?.revoked ?? false,
       ...(previous?.revokedAt ? { revokedAt: previous.revokedAt } : {}),
