@@ -9,6 +9,7 @@ import { createSimCvm, type SimCvm } from '@joinguard/simcvm';
 import type { AttestResponse, Evidence } from '@joinguard/protocol';
 import { defaultConfig, startVerifier, type RunningVerifier } from '@joinguard/verifier';
 import { registerPolicy } from '../src/commands/policy.js';
+import { openStoreFile } from '../src/store-file.js';
 import { snpClaimsFromVector } from '../../../packages/policy/test/fixtures.js';
 
 // In-process: main.ts does not register the policy commands yet, so the bundle cannot be spawned.
@@ -363,8 +364,8 @@ describe('joinguard policy learn and dry-run over evidence bundles and a verifie
     expect(t.stdout).toMatch(/learn-x: fail \(evidence does not verify: binding\.reportData \[APPRAISE_REPORT_DATA_MISMATCH\]/);
   });
 
-  it('dry-run --store: the claims of every stored appraisal against the draft, beside the stored verdicts', async () => {
-    const r = await run(['policy', 'dry-run', '--policy', strictDraft(), '--store', storeFile, '--json']);
+  it('dry-run --store: the claims of every stored appraisal (from its evidence) against the draft, beside the stored verdicts', async () => {
+    const r = await run(['policy', 'dry-run', '--policy', strictDraft(), '--store', storeFile, '--snp-test-root', root, '--json']);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     const j = JSON.parse(r.stdout);
@@ -376,15 +377,32 @@ describe('joinguard policy learn and dry-run over evidence bundles and a verifie
     // The record whose quote did not verify keeps its verdict under any policy.
     expect(j.unverified).toEqual([{ id: `learn-a/${rec.failA}`, check: 'tpm.quote', code: 'TPM_QUOTE_PCR_DIGEST_MISMATCH', message: expect.any(String), oldVerdict: 'fail' }]);
     // The verifier's own policy passes what it passed.
-    const same = await run(['policy', 'dry-run', '--policy', join(dir, 'verifier-policy.yaml'), '--store', storeFile, '--json']);
+    const same = await run(['policy', 'dry-run', '--policy', join(dir, 'verifier-policy.yaml'), '--store', storeFile, '--snp-test-root', root, '--json']);
     expect(JSON.parse(same.stdout)).toMatchObject({ passing: 2, failing: 0, newlyFailing: [], newlyPassing: [] });
   });
 
+  it('dry-run --store derives the claims from the stored evidence: records keep none, and without the test root nothing verifies', async () => {
+    const store = await openStoreFile(storeFile);
+    try {
+      const got = await store.get(rec.passA);
+      expect(got?.record.kind).toBe('appraisal');
+      expect(got?.record.body).not.toHaveProperty('claims');
+      expect(got?.record.body).toHaveProperty('evidence');
+    } finally {
+      await store.close();
+    }
+    const r = await run(['policy', 'dry-run', '--policy', strictDraft(), '--store', storeFile, '--node', 'learn-b', '--json']);
+    expect(r.code).toBe(0);
+    const j = JSON.parse(r.stdout);
+    expect(j.items).toEqual([]);
+    expect(j.unverified).toEqual([expect.objectContaining({ id: `learn-b/${rec.passB}`, check: 'snp.hardware', code: 'SNP_CHAIN_ISSUER_MISMATCH', oldVerdict: 'pass' })]);
+  });
+
   it('dry-run --store --node and --latest select records; files and the store combine', async () => {
-    const node = JSON.parse((await run(['policy', 'dry-run', '--policy', strictDraft(), '--store', storeFile, '--node', 'learn-b', '--json'])).stdout);
+    const node = JSON.parse((await run(['policy', 'dry-run', '--policy', strictDraft(), '--store', storeFile, '--snp-test-root', root, '--node', 'learn-b', '--json'])).stdout);
     expect(node.items.map((i: { id: string }) => i.id)).toEqual([`learn-b/${rec.passB}`]);
     expect(node.unverified).toEqual([]);
-    const latest = JSON.parse((await run(['policy', 'dry-run', '--policy', strictDraft(), '--store', storeFile, '--latest', '--json'])).stdout);
+    const latest = JSON.parse((await run(['policy', 'dry-run', '--policy', strictDraft(), '--store', storeFile, '--snp-test-root', root, '--latest', '--json'])).stdout);
     // learn-a's latest appraisal is the failed one.
     expect(latest.items.map((i: { id: string }) => i.id)).toEqual([`learn-b/${rec.passB}`]);
     expect(latest.unverified.map((u: { id: string }) => u.id)).toEqual([`learn-a/${rec.failA}`]);

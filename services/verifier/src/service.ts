@@ -685,11 +685,12 @@ function isNodeName(s: string): boolean {
 
 /**
  * What an appraisal record keeps: the whole evidence (so `audit verify --reappraise` can run it again), the
- * binding digest, every check, the TCB, the verified claims and the policy. The event log and the certificates,
- * which every re-attestation repeats, are named by digest and stored once as blobs (recordedEvidence); the
- * record's signature and chain cover the digests. The result's
- * `measurements` are not repeated: they are a view of the claims, and every copied node costs the verifier
- * on each appraisal (canonicalisation, signing, the durable write).
+ * binding digest, every check (with the expected and actual values the policy compared), the TCB and the
+ * policy. The event log and the certificates, which every re-attestation repeats, are named by digest and
+ * stored once as blobs (recordedEvidence); the record's signature and chain cover the digests. The verified
+ * claims are not kept: they are a function of the evidence (`joinguard policy dry-run --store` derives them
+ * again, as --reappraise does), and they were a quarter of every record, paid for on each appraisal by its
+ * canonicalisation, signing and durable write. Nor are the result's `measurements`, a view of the claims.
  */
 function appraisalBody(kept: RecordedEvidence, o: AppraisalOutcome, pool: string): { [k: string]: JsonValue } {
   // The evidence is parsed JSON that passed the schema, so it goes in as it is (the store re-checks that a
@@ -705,7 +706,6 @@ function appraisalBody(kept: RecordedEvidence, o: AppraisalOutcome, pool: string
     policy: o.appraisal.policy as unknown as JsonValue,
     pool,
     tcb: plainJson(o.tcb),
-    ...(o.claims ? { claims: plainJson(o.claims) } : {}),
   };
 }
 

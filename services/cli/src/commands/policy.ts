@@ -2,7 +2,7 @@ import { basename } from 'node:path';
 import type { Command } from 'commander';
 import { stringify as toYaml } from 'yaml';
 import { inputError, reject, type JoinguardError } from '@joinguard/core';
-import type { Check, Evidence } from '@joinguard/protocol';
+import { evidenceOfRecord, type Check, type Evidence } from '@joinguard/protocol';
 import { allRecords } from '@joinguard/store';
 import type { AppraisalTrust } from '@joinguard/verifier';
 import {
@@ -150,14 +150,18 @@ async function readInputs(paths: string[], evidence?: EvidenceOptions): Promise<
 }
 
 /**
- * The appraisal records of a verifier's store file, as dry-run items: the claims each record keeps (the very
- * claims its policy judged) with the verdict it was given. Records whose evidence failed before the policy
- * cannot be changed by any policy and are returned as unverified. Records are read as stored; `joinguard
- * audit verify` checks their signatures and chain.
+ * The appraisal records of a verifier's store file, as dry-run items, with the verdict each was given. Their
+ * claims are those the record's evidence proves, appraised again at the record's time with `trust` (as
+ * `joinguard audit verify --reappraise` does), its event log and certificates fetched back from the store's
+ * blobs; records written before records stopped keeping claims give the claims they keep. Records whose
+ * evidence failed before the policy cannot be changed by any policy and are returned as unverified, as are
+ * those whose evidence no longer verifies (a test root not given, a blob missing). Records are read as stored;
+ * `joinguard audit verify` checks their signatures and chain.
  */
-async function readStoredAppraisals(path: string, o: { node?: string; latest?: boolean }): Promise<Inputs> {
+async function readStoredAppraisals(path: string, o: { node?: string; latest?: boolean; trust: () => AppraisalTrust }): Promise<Inputs> {
   const store = await openStoreFile(path);
   const items: Array<{ node: string; entry?: ClaimsFileEntry; unverified?: UnverifiedEntry }> = [];
+  let trust: AppraisalTrust | undefined;
   try {
     for await (const { record } of allRecords((q) => store.query(q), { kind: 'appraisal', ...(o.node ? { node: o.node } : {}), limit: 500 })) {
       const name = `${record.node ?? 'unknown'}/${record.id}`;
@@ -165,9 +169,19 @@ async function readStoredAppraisals(path: string, o: { node?: string; latest?: b
       const failed = Array.isArray(body.checks) ? firstEvidenceFailure(body.checks) : undefined;
       const verdict = record.verdict === 'pass' || record.verdict === 'fail' ? record.verdict : undefined;
       const node = record.node ?? record.id;
+      const entry = (claims: AppraisalClaims) => ({ name, claims, ...(verdict ? { verdict } : {}) });
       if (failed) items.push({ node, unverified: unverifiedEntry(name, failed, verdict) });
-      else if (body.claims === undefined) items.push({ node, unverified: unverifiedEntry(name, { name: 'evidence.decode', outcome: 'fail', code: 'APPRAISE_NO_CLAIMS', message: 'the record keeps no claims' }, verdict) });
-      else items.push({ node, entry: { name, claims: parseClaims(body.claims, `record ${record.id}`), ...(verdict ? { verdict } : {}) } });
+      else if (body.claims !== undefined) items.push({ node, entry: entry(parseClaims(body.claims, `record ${record.id}`)) });
+      else {
+        const got = await evidenceOfRecord(record.body, (sha256) => store.getBlob(sha256));
+        if ('gap' in got) {
+          items.push({ node, unverified: unverifiedEntry(name, { name: 'evidence.decode', outcome: 'fail', code: got.gap.code, message: got.gap.message }, verdict) });
+          continue;
+        }
+        trust ??= o.trust();
+        const v = await verifiedClaims(got.evidence, new Date(record.time), trust);
+        items.push(v.ok ? { node, entry: entry(v.claims) } : { node, unverified: unverifiedEntry(name, v.failed, verdict) });
+      }
     }
   } finally {
     await store.close();
@@ -309,7 +323,7 @@ export function registerPolicy(program: Command): void {
         const draft = loadPolicyFile(opts.policy, now);
         const current = opts.current === undefined ? undefined : loadPolicyFile(opts.current, now);
         const fromFiles = await readInputs(files, { now, trust: () => trustFrom(opts) });
-        const fromStore = opts.store === undefined ? { entries: [], unverified: [] } : await readStoredAppraisals(opts.store, { ...(opts.node ? { node: opts.node } : {}), ...(opts.latest ? { latest: true } : {}) });
+        const fromStore = opts.store === undefined ? { entries: [], unverified: [] } : await readStoredAppraisals(opts.store, { ...(opts.node ? { node: opts.node } : {}), ...(opts.latest ? { latest: true } : {}), trust: () => trustFrom(opts) });
         const entries = [...fromFiles.entries, ...fromStore.entries];
         const unverified = [...fromFiles.unverified, ...fromStore.unverified];
         const items: DryRunItem[] = entries.map((e) => ({ id: e.name, claims: e.claims, ...(e.verdict ? { verdict: e.verdict } : {}) }));
