@@ -123,8 +123,15 @@ export function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
 
 /** Little-endian bytes to a bigint (SNP signatures store r and s little-endian). */
 export function leToBigInt(b: Uint8Array): bigint {
+  // The bytes above the last whole 64-bit word one by one, then whole words: one BigInt shift per 8 bytes.
+  const words = new DataView(b.buffer, b.byteOffset, b.byteLength);
   let v = 0n;
-  for (let i = b.length - 1; i >= 0; i--) v = (v << 8n) | BigInt(b[i]!);
+  let i = b.length;
+  while (i % 8 !== 0) v = (v << 8n) | BigInt(b[--i]!);
+  while (i > 0) {
+    i -= 8;
+    v = (v << 64n) | words.getBigUint64(i, true);
+  }
   return v;
 }
 

@@ -32,29 +32,31 @@ function signature(alg: JwsAlgorithm, input: Buffer, key: KeyObject): Buffer {
   }
 }
 
+/** base64url characters of the largest signature expected: RSA-8192 (PS256 keys are 2048-4096 bits). */
+const SIGNATURE_ROOM = 1366;
+
 /**
  * A compact JWS (RFC 7515) over `payload`, signed synchronously with node:crypto. The verifier signs a result
  * and a record on every appraisal; jose's WebCrypto path costs a thread-pool round trip each. Everything we
  * sign this way is verified by jose (verifyResult, openRecord), so the two implementations check each other.
  */
 export function compactSign(payload: Uint8Array, header: { alg: JwsAlgorithm; kid: string; typ: string }, key: SignerKey): string {
-  // Records carry whole evidence bundles: the payload is encoded once, and the signing input is written
-  // into one buffer rather than copied out of the joined text.
+  // Records carry whole evidence bundles: the payload is encoded once, into the buffer that is both the signing
+  // input and, with the signature written after it, the JWS. One flat string comes out of it, not the
+  // concatenation of three: the store posts every record to its writer thread, and V8 copies a concatenated
+  // string into a flat one to serialise it, which for a record cost three times the copy of a flat one.
   const head = Buffer.from(JSON.stringify(header), 'utf8').toString('base64url');
   const body = Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength).toString('base64url');
-  const input = Buffer.allocUnsafe(head.length + 1 + body.length);
-  input.write(head, 0, 'latin1');
-  input[head.length] = 0x2e;
-  input.write(body, head.length + 1, 'latin1');
-  const sig = signature(header.alg, input, keyObjectOf(key)).toString('base64url');
-  // One flat string, not the concatenation of three: the store posts every record to its writer thread, and
-  // V8 copies a concatenated string into a flat one to serialise it, which for a record cost three times the
-  // copy of one already flat (a Buffer's latin1 text is made flat).
-  const jws = Buffer.allocUnsafe(input.length + 1 + sig.length);
-  input.copy(jws, 0);
-  jws[input.length] = 0x2e;
-  jws.write(sig, input.length + 1, 'latin1');
-  return jws.toString('latin1');
+  const signed = head.length + 1 + body.length;
+  const jws = Buffer.allocUnsafe(signed + 1 + SIGNATURE_ROOM);
+  jws.write(head, 0, 'latin1');
+  jws[head.length] = 0x2e;
+  jws.write(body, head.length + 1, 'latin1');
+  const sig = signature(header.alg, jws.subarray(0, signed), keyObjectOf(key)).toString('base64url');
+  if (sig.length > SIGNATURE_ROOM) return `${jws.toString('latin1', 0, signed)}.${sig}`;
+  jws[signed] = 0x2e;
+  jws.write(sig, signed + 1, 'latin1');
+  return jws.toString('latin1', 0, signed + 1 + sig.length);
 }
 
 const THUMBPRINT_MEMBERS: Record<string, readonly string[]> = { EC: ['crv', 'kty', 'x', 'y'], OKP: ['crv', 'kty', 'x'], RSA: ['e', 'kty', 'n'], oct: ['k', 'kty'] };

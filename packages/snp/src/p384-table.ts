@@ -1,3 +1,5 @@
+import { bigIntToBe } from '@joinguard/core';
+
 /**
  * Fixed-base tables for P-384 public keys, in the layout GNU Nettle uses for its generator table.
  *
@@ -113,23 +115,6 @@ export function onCurve(x: bigint, y: bigint): boolean {
   return x >= 0n && x < p && y >= 0n && y < p && modP(y * y - (x * x * x - 3n * x + P384.b)) === 0n;
 }
 
-/** 48 bytes, least significant first: six 64-bit limbs of a little-endian machine, lowest limb first. */
-function writeLimbs(out: Buffer, offset: number, v: bigint): void {
-  let x = v;
-  for (let i = 0; i < 48; i++) {
-    out[offset + i] = Number(x & 0xffn);
-    x >>= 8n;
-  }
-}
-
-/** The integer whose limbs (as writeLimbs writes them) are `b`. */
-export function readLimbs(b: Uint8Array): bigint {
-  const v = new DataView(b.buffer, b.byteOffset, 48);
-  let x = 0n;
-  for (let i = 5; i >= 0; i--) x = (x << 64n) | v.getBigUint64(i * 8, true);
-  return x;
-}
-
 /** Bytes of one table entry: x then y, 48 bytes each. */
 export const ENTRY_BYTES = 96;
 
@@ -164,8 +149,9 @@ export function pippengerTable(x: bigint, y: bigint, k: number, c: number): Buff
   const out = Buffer.alloc(points.length * ENTRY_BYTES);
   points.forEach(([px, py], e) => {
     if (e % (1 << c) !== 0 && !onCurve(px, py)) throw new Error(`table entry ${e} is not on P-384`);
-    writeLimbs(out, e * ENTRY_BYTES, px);
-    writeLimbs(out, e * ENTRY_BYTES + 48, py);
+    // Six 64-bit limbs of a little-endian machine, lowest first: the 48 bytes least significant first.
+    out.set(bigIntToBe(px, 48).reverse(), e * ENTRY_BYTES);
+    out.set(bigIntToBe(py, 48).reverse(), e * ENTRY_BYTES + 48);
   });
   return out;
 }

@@ -1,7 +1,7 @@
 import { createHash, createPublicKey, verify as cryptoVerify, type KeyObject } from 'node:crypto';
 import { createRequire } from 'node:module';
-import { BoundedMap, JoinguardError } from '@joinguard/core';
-import { ENTRY_BYTES, P384, modP, onCurve, pippengerTable, readLimbs } from './p384-table.js';
+import { BoundedMap, JoinguardError, isAllZero, leToBigInt } from '@joinguard/core';
+import { ENTRY_BYTES, P384, modP, onCurve, pippengerTable } from './p384-table.js';
 import { SnpErrorCode } from './errors.js';
 import type * as Koffi from 'koffi';
 
@@ -249,6 +249,8 @@ interface KeyTable {
   table: Buffer;
   /** the copy of Nettle's curve description that names `table` */
   curve: Buffer;
+  /** its address, which the scalar and point structures name */
+  curveAddress: bigint;
 }
 
 /** What bindTables shares with the binding of ecdsa_verify: the libraries, Nettle's curve, scratch, two calls. */
@@ -330,16 +332,11 @@ function bindTables({ koffi, hogweed, gmp, curve, take, mpzFromBytes, mpzInit }:
     const table = pippengerTable(qx, qy, layout.k, layout.c);
     const copy = Buffer.from(nettleCurve);
     copy.writeBigUInt64LE(address(table), layout.tableOffset);
-    const entry = { table, curve: copy };
+    const entry = { table, curve: copy, curveAddress: address(copy) };
     kept.set(c.id, entry);
     uses.delete(c.id);
     counts.builds++;
     return entry;
-  };
-
-  const isZero = (b: Buffer): boolean => {
-    for (let i = 0; i < b.length; i++) if (b[i] !== 0) return false;
-    return true;
   };
 
   return {
@@ -366,17 +363,16 @@ function bindTables({ koffi, hogweed, gmp, curve, take, mpzFromBytes, mpzInit }:
       u2.fill(0);
       mpzExport(u2, null, -1, 8, 0, 0, mpzU);
       // u1 = 0 (a digest that is a multiple of n) is left to Nettle's general path.
-      if (isZero(u1)) return undefined;
+      if (isAllZero(u1)) return undefined;
       mulG(point1, scalar1);
-      const keyCurve = address(t.curve);
-      scalar2.writeBigUInt64LE(keyCurve, 0);
-      point2.writeBigUInt64LE(keyCurve, 0);
+      scalar2.writeBigUInt64LE(t.curveAddress, 0);
+      point2.writeBigUInt64LE(t.curveAddress, 0);
       mulG(point2, scalar2);
       counts.hits++;
-      const x1 = readLimbs(p1.subarray(0, 48));
-      const y1 = readLimbs(p1.subarray(48, 96));
-      const x2 = readLimbs(p2.subarray(0, 48));
-      const y2 = readLimbs(p2.subarray(48, 96));
+      const x1 = leToBigInt(p1.subarray(0, 48));
+      const y1 = leToBigInt(p1.subarray(48, 96));
+      const x2 = leToBigInt(p2.subarray(0, 48));
+      const y2 = leToBigInt(p2.subarray(48, 96));
       const dx = modP(x2 - x1);
       // The same x: the two products are equal or opposite, which Nettle's general path handles.
       if (dx === 0n) return undefined;

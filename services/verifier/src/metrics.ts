@@ -13,7 +13,8 @@ export class VerifierMetrics {
   readonly rejections: Counter<'code'>;
   readonly cryptoBackend: Gauge<'operation' | 'backend' | 'library'>;
   readonly p384KeyTables: Gauge<'what'>;
-  private p384TableSource: (() => { tables: number; builds: number; hits: number } | undefined) | undefined;
+  /** Where the key-table gauge reads its figures at a scrape (set by p384KeyTablesFrom). */
+  private readonly p384Tables: { source?: () => { tables: number; builds: number; hits: number } | undefined } = {};
   private readonly ageSources: Array<() => Partial<Record<string, number>>> = [];
 
   constructor(opts: { defaultMetrics?: boolean } = {}) {
@@ -53,8 +54,7 @@ export class VerifierMetrics {
     this.nodeLastVerified = new Gauge({ name: 'joinguard_node_last_verified_timestamp_seconds', help: 'Unix time of the last passing appraisal per node', labelNames: ['node'], registers });
     this.rejections = new Counter({ name: 'joinguard_rejections_total', help: 'Rejected requests by error code', labelNames: ['code'], registers });
     this.cryptoBackend = new Gauge({ name: 'joinguard_crypto_backend_info', help: 'The implementation of each costly crypto operation (value 1)', labelNames: ['operation', 'backend', 'library'], registers });
-    // eslint-disable-next-line @typescript-eslint/no-this-alias
-    const self = this;
+    const tables = this.p384Tables;
     this.p384KeyTables = new Gauge({
       name: 'joinguard_p384_key_tables',
       help: 'Per-key tables of the Nettle P-384 backend: tables kept now, tables built and verifications that used one since start (absent when tables are not in use)',
@@ -62,7 +62,7 @@ export class VerifierMetrics {
       registers,
       collect() {
         this.reset();
-        const s = self.p384TableSource?.();
+        const s = tables.source?.();
         if (!s) return;
         this.set({ what: 'kept' }, s.tables);
         this.set({ what: 'built' }, s.builds);
@@ -73,7 +73,7 @@ export class VerifierMetrics {
 
   /** Where the P-384 key-table figures come from, asked at every scrape. */
   p384KeyTablesFrom(source: () => { tables: number; builds: number; hits: number } | undefined): void {
-    this.p384TableSource = source;
+    this.p384Tables.source = source;
   }
 
   /** Adds a source of collateral ages (seconds by kind), asked at every scrape of the age gauge. */
