@@ -9,7 +9,8 @@
 //   compares node flags instead (A's and B's flags separated by |), and AB_ENV="NAME=v|NAME=v" environments.
 //   AB_MODE=interleave runs the two in turns instead, each alone on the core with 32 in flight.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { once } from 'node:events';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import YAML from 'yaml';
@@ -28,7 +29,7 @@ const envs = (process.env.AB_ENV ?? '').split('|').map((s) => Object.fromEntries
 spawnSync('taskset', ['-cp', '1', String(process.pid)]);
 const { call, close: closeHttp } = httpCaller(128);
 const sim = await createSimCvm({ tee: 'snp', nodeName: 'bench-worker-0', vtpm: 'software' });
-const servers: { port: number; child: ChildProcess; bodies: string[]; root: string }[] = [];
+const servers: { port: number; child: ChildProcess; bodies: string[]; root: string; dir: string }[] = [];
 for (const [i, root] of roots.entries()) {
   const dir = mkdtempSync(join(tmpdir(), 'jg-ab-'));
   const trust = sim.writeTrust(join(dir, 'trust'));
@@ -37,7 +38,7 @@ for (const [i, root] of roots.entries()) {
   writeFileSync(join(dir, 'v.yaml'), YAML.stringify({ listen: { host: '127.0.0.1', port }, dataDir: join(dir, 'data'), policy: { file: join(dir, 'policy.yaml') }, trust: { snpTestRoots: [trust.snpRootsPem] }, rateLimit: { attestPerMinute: 10_000_000 }, logLevel: 'warn' }));
   const child = spawn('taskset', ['-c', '0', process.execPath, ...(nodeArgs[i] ?? []), join(root!, 'services/cli/bin/joinguard.js'), 'serve', '--config', join(dir, 'v.yaml')], { stdio: ['ignore', 'inherit', 'inherit'], env: { ...process.env, NODE_OPTIONS: '', ...envs[i] } });
   for (let k = 0; ; k++) { try { if ((await call(port, 'GET', '/healthz')).status === 200) break; } catch { if (k > 100) throw new Error('no start'); await new Promise((r) => setTimeout(r, 100)); } }
-  servers.push({ port, child, bodies: [], root: root! });
+  servers.push({ port, child, bodies: [], root: root!, dir });
 }
 // AB_WARMUP (default 3000): appraisals each build does under load before measuring, so that V8's optimising
 // compiler has settled (see verifier-http.ts).
@@ -93,5 +94,8 @@ if (process.env.AB_THREADS) {
   }
 }
 console.log(`wall ${wall.toFixed(1)} s, ${bad} non-200; CPU per appraisal: ${servers.map((s, i) => `${s.root}${nodeArgs[i]?.length ? ' ' + nodeArgs[i]!.join(' ') : ''}${Object.keys(envs[i] ?? {}).length ? ' ' + JSON.stringify(envs[i]) : ''} ${ms[i]!.toFixed(3)} ms`).join(' | ')}; ratio ${(ms[1]! / ms[0]!).toFixed(3)}`);
+const exited = servers.map((s) => once(s.child, 'exit'));
 for (const s of servers) s.child.kill('SIGTERM');
 await sim.close(); closeHttp();
+await Promise.all(exited);
+for (const s of servers) rmSync(s.dir, { recursive: true, force: true });
