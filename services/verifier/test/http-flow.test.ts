@@ -172,6 +172,24 @@ for (const tee of ['snp', 'tdx'] as const) {
       expect(again.body.code).toBe('PROTOCOL_NONCE_REPLAYED');
     });
 
+    it('appraises the same evidence sent twice at once only into one record: the other is refused as a replay', async () => {
+      // The nonce is consumed while the evidence is appraised; neither copy may be recorded before the store has
+      // answered for its nonce.
+      const name = `${h.sim.nodeName}-race`;
+      const evidence = await h.sim.evidence({ nonce: (await challenge(h)).nonce, runtimeData: { nodeName: name, machine: `${name}-machine`, purpose: 'join' } });
+      const post = async () => {
+        const r = await fetch(`${h.v.url}/v1/attest`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(evidence) });
+        return { status: r.status, body: (await r.json()) as AttestResponse & { code?: string } };
+      };
+      const replies = await Promise.all([post(), post(), post()]);
+      expect(replies.map((r) => r.status).sort()).toEqual([200, 401, 401]);
+      expect(replies.filter((r) => r.status === 401).every((r) => r.body.code === 'PROTOCOL_NONCE_REPLAYED')).toBe(true);
+      const listed = (await (await fetch(`${h.v.url}/v1/records?node=${name}`, { headers: { authorization: `Bearer ${AUDITOR_TOKEN}` } })).json()) as { records: unknown[] };
+      expect(listed.records).toHaveLength(1);
+      const node = (await (await fetch(`${h.v.url}/v1/nodes`, { headers: { authorization: `Bearer ${AUDITOR_TOKEN}` } })).json()) as { nodes: { name: string; lastRecordId?: string }[] };
+      expect(node.nodes.find((n) => n.name === name)?.lastRecordId).toBe(replies.find((r) => r.status === 200)!.body.recordId);
+    });
+
     it('refuses an expired challenge', async () => {
       const c = await challenge(h);
       h.clock.now = new Date(h.clock.now.getTime() + (h.config.challenge.ttlSeconds + 1) * 1000);
