@@ -190,6 +190,10 @@ export class Verifier {
     } else {
       expiresAt = checkChallenge(this.d.challengeMacKeys, evidence.nonce, now).expiresAt;
     }
+    if (!(await this.d.store.consumeNonce(evidence.nonce, expiresAt))) {
+      throw reject('PROTOCOL_NONCE_REPLAYED', 'this nonce has already been used; request a new challenge', {});
+    }
+
     // The pool comes from the node name the evidence binds: a result is only ever trusted for that name.
     const pool = this.poolFor(evidence.runtimeData.nodeName);
     const ctx: AppraisalContext = {
@@ -199,18 +203,8 @@ export class Verifier {
       trust: this.d.trust,
       ...(this.d.caches ? { caches: this.d.caches } : {}),
     };
-    // The nonce is consumed while the evidence is appraised: the store's answer comes from its writer, which may
-    // be in the middle of a commit's fsync, and waiting for it first left the core idle whenever every request
-    // in flight was waiting there. Nothing is recorded, and nothing is answered but the refusal, until the
-    // store has said the nonce was unused.
-    const fresh = this.d.store.consumeNonce(evidence.nonce, expiresAt);
-    // Handled from now on (a store failure during the appraisal is not an unhandled rejection); awaited below.
-    fresh.catch(() => undefined);
     const expected = this.d.testHooks?.expectedBinding?.(evidence);
     const outcome = expected ? await appraiseWithExpectedBinding(evidence, ctx, expected) : await appraiseEvidence(evidence, ctx);
-    if (!(await fresh)) {
-      throw reject('PROTOCOL_NONCE_REPLAYED', 'this nonce has already been used; request a new challenge', {});
-    }
     const { appraisal } = outcome;
 
     // Node state first, naming the record it is about to point to: the record's commit is the fsync that makes

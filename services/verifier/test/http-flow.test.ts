@@ -173,8 +173,7 @@ for (const tee of ['snp', 'tdx'] as const) {
     });
 
     it('appraises the same evidence sent twice at once only into one record: the other is refused as a replay', async () => {
-      // The nonce is consumed while the evidence is appraised; neither copy may be recorded before the store has
-      // answered for its nonce.
+      // Every copy passes the challenge's MAC and expiry; the store's replay set lets only one through.
       const name = `${h.sim.nodeName}-race`;
       const evidence = await h.sim.evidence({ nonce: (await challenge(h)).nonce, runtimeData: { nodeName: name, machine: `${name}-machine`, purpose: 'join' } });
       const post = async () => {
