@@ -1,6 +1,8 @@
-// What the verifier benchmarks share: CPU pinning, a process's CPU time, and keep-alive HTTP calls.
-import { readFileSync, readdirSync } from 'node:fs';
-import { spawnSync } from 'node:child_process';
+// What the verifier benchmarks share: CPU pinning, a process's CPU time, keep-alive HTTP calls, and stopping
+// a verifier.
+import { readFileSync, readdirSync, rmSync } from 'node:fs';
+import { once } from 'node:events';
+import { spawnSync, type ChildProcess } from 'node:child_process';
 import { Agent, request } from 'node:http';
 
 /** The `taskset -c CPU` prefix, or nothing where taskset is missing. */
@@ -70,4 +72,12 @@ export function httpCaller(maxSockets: number): { call: Call; close: () => void 
       req.end();
     });
   return { call, close: () => agent.destroy() };
+}
+
+/** Stops a verifier started by a bench and, once it has exited (its store closed), removes its folder. */
+export async function stopVerifier(child: ChildProcess, dir: string): Promise<void> {
+  const exited = child.exitCode === null && child.signalCode === null ? once(child, 'exit') : Promise.resolve();
+  child.kill('SIGTERM');
+  await exited;
+  rmSync(dir, { recursive: true, force: true });
 }

@@ -9,14 +9,13 @@
 //   compares node flags instead (A's and B's flags separated by |), and AB_ENV="NAME=v|NAME=v" environments.
 //   AB_MODE=interleave runs the two in turns instead, each alone on the core with 32 in flight.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { once } from 'node:events';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import YAML from 'yaml';
 import { freePort } from '@joinguard/core/testing';
 import { createSimCvm } from '@joinguard/simcvm';
-import { httpCaller, processCpuSeconds, threadCpuSeconds, threadName } from './support.js';
+import { httpCaller, processCpuSeconds, stopVerifier, threadCpuSeconds, threadName } from './support.js';
 const roots = process.argv.slice(2, 4);
 if (roots.length !== 2) {
   console.error('usage: npx tsx bench/verifier-ab.ts ROOT_A ROOT_B [appraisals]');
@@ -94,8 +93,6 @@ if (process.env.AB_THREADS) {
   }
 }
 console.log(`wall ${wall.toFixed(1)} s, ${bad} non-200; CPU per appraisal: ${servers.map((s, i) => `${s.root}${nodeArgs[i]?.length ? ' ' + nodeArgs[i]!.join(' ') : ''}${Object.keys(envs[i] ?? {}).length ? ' ' + JSON.stringify(envs[i]) : ''} ${ms[i]!.toFixed(3)} ms`).join(' | ')}; ratio ${(ms[1]! / ms[0]!).toFixed(3)}`);
-const exited = servers.map((s) => once(s.child, 'exit'));
-for (const s of servers) s.child.kill('SIGTERM');
+const stopped = servers.map((s) => stopVerifier(s.child, s.dir));
 await sim.close(); closeHttp();
-await Promise.all(exited);
-for (const s of servers) rmSync(s.dir, { recursive: true, force: true });
+await Promise.all(stopped);

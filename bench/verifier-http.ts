@@ -16,15 +16,14 @@
 // to CPU 1, prepares the evidence (each bundle needs its own challenge, fetched before measuring) and
 // drives the load over keep-alive HTTP. Goals (issue 5): >= 1,000 appraisals/s and p99 < 50 ms at 500/s.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { once } from 'node:events';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import YAML from 'yaml';
 import { freePort, repoRoot } from '@joinguard/core/testing';
 import { createSimCvm } from '@joinguard/simcvm';
 import type { Evidence } from '@joinguard/protocol';
-import { httpCaller, pinPrefix, processCpuSeconds } from './support.js';
+import { httpCaller, pinPrefix, processCpuSeconds, stopVerifier } from './support.js';
 
 const args = new Map<string, string>();
 for (let i = 2; i < process.argv.length; i += 2) args.set(process.argv[i]!.replace(/^--/, ''), process.argv[i + 1] ?? '');
@@ -165,12 +164,10 @@ async function main(): Promise<void> {
     if (cpuMs !== undefined) console.log(`  verifier CPU per appraisal in raw P-384 verifies: ${((cpuMs * raw) / 1000).toFixed(2)} (1,000/s on a core that verifies ${raw.toFixed(0)}/s needs ${(raw / 1000).toFixed(2)})`);
     console.log(`  goals: >= 1000/s ${perSec >= 1000 ? 'met' : 'NOT met'}; p99 < 50 ms at 500/s ${rate === 500 && q(0.99) < 50 ? 'met' : rate === 500 ? 'NOT met' : 'n/a'}`);
   } finally {
-    const exited = child.exitCode === null && child.signalCode === null ? once(child, 'exit') : Promise.resolve();
-    child.kill('SIGTERM');
+    const stopped = stopVerifier(child, dir);
     await sim.close();
     closeHttp();
-    await exited;
-    rmSync(dir, { recursive: true, force: true });
+    await stopped;
   }
 }
 
