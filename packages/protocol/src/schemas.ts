@@ -232,12 +232,14 @@ export const attestationResultClaimsSchema = {
     },
     bindings: {
       type: 'object',
-      required: ['teeKeyThumbprint'],
       additionalProperties: false,
       properties: { teeKeyThumbprint: b64url32, kubeletKeySha256: hexSha256Schema },
     },
     policy: policyRefSchema,
   },
+  // A passing result always names the teeKey it binds; a failed one may have had none to name.
+  if: { properties: { verdict: { const: 'pass' } } },
+  then: { properties: { bindings: { type: 'object', required: ['teeKeyThumbprint'], properties: { teeKeyThumbprint: b64url32 } } } },
 } as const;
 
 /** A compact JWS/JWT: three base64url parts. */

@@ -139,8 +139,11 @@ export interface AttestationResultClaims {
   /** name → hex: measurement, mrTd, rtmr0…, pcr names as "pcr.sha256.7" */
   measurements: Record<string, string>;
   bindings: {
-    /** RFC 7638 SHA-256 thumbprint (base64url) of runtimeData.teeKey */
-    teeKeyThumbprint: string;
+    /**
+     * RFC 7638 SHA-256 thumbprint (base64url) of runtimeData.teeKey; always there when the verdict is pass,
+     * absent from a failed result whose evidence held no usable teeKey
+     */
+    teeKeyThumbprint?: string;
     kubeletKeySha256?: string;
   };
   policy: PolicyRef;

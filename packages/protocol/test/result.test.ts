@@ -1,9 +1,11 @@
 import { createPublicKey, verify as nodeVerify } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { SignJWT, UnsecuredJWT } from 'jose';
+import Ajv from 'ajv';
 import { JoinguardError } from '@joinguard/core';
 import {
   activeKey,
+  attestationResultClaimsSchema,
   allKeys,
   emptyKeyRing,
   generateSigningKey,
@@ -96,6 +98,21 @@ describe('attestation result JWTs', () => {
     expect(await codeOf(verifyResult('not.a.jwt', jwks, { now }))).toBe('PROTOCOL_RESULT_MALFORMED');
     expect(await codeOf(verifyResult('x'.repeat(20000), jwks, { now }))).toBe('PROTOCOL_RESULT_MALFORMED');
     expect(await codeOf(signResult(claims({ exp: iat }), k.privateKey, k.kid))).toBe('PROTOCOL_RESULT_BAD_CLAIMS');
+  });
+
+  it('a passing result must name its teeKey; a failed one may name none, but never an empty one', async () => {
+    const k = await generateSigningKey();
+    const jwks = { keys: [k.publicJwk] };
+    const now = new Date(t0.getTime() + 1000);
+    expect(await codeOf(signResult(claims({ bindings: {} }), k.privateKey, k.kid))).toBe('PROTOCOL_RESULT_BAD_CLAIMS');
+    expect(await codeOf(signResult(claims({ verdict: 'fail', bindings: { teeKeyThumbprint: '' } }), k.privateKey, k.kid))).toBe('PROTOCOL_RESULT_BAD_CLAIMS');
+    const failed = await signResult(claims({ verdict: 'fail', bindings: {} }), k.privateKey, k.kid);
+    expect((await verifyResult(failed, jwks, { now })).bindings).toEqual({});
+    // The JSON Schema of the claims (the OpenAPI document's) says the same.
+    const valid = new Ajv({ strict: false }).compile(attestationResultClaimsSchema);
+    expect(valid({ ...claims({ verdict: 'fail', bindings: {} }), iss: 'joinguard:c' })).toBe(true);
+    expect(valid({ ...claims({ bindings: {} }), iss: 'joinguard:c' })).toBe(false);
+    expect(valid({ ...claims(), iss: 'joinguard:c' })).toBe(true);
   });
 
   it('supports ES384 and loads keys from a private JWK', async () => {

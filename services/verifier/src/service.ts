@@ -207,11 +207,31 @@ export class Verifier {
     const outcome = expected ? await appraiseWithExpectedBinding(evidence, ctx, expected) : await appraiseEvidence(evidence, ctx);
     const { appraisal } = outcome;
 
-    // Node state first, naming the record it is about to point to: the record's commit is the fsync that makes
+    // The result is signed before anything is stored, so that no record or node state is ever left without a
+    // reply that names it.
+    const recordId = uuidV7(now.getTime());
+    const iat = Math.floor(now.getTime() / 1000);
+    const claims: AttestationResultClaims = {
+      iss: this.d.issuer,
+      sub: appraisal.node,
+      jti: recordId,
+      iat,
+      exp: iat + this.d.resultTtlSec,
+      verdict: appraisal.verdict,
+      tee: appraisal.tee,
+      purpose: appraisal.purpose,
+      tcb: outcome.tcb,
+      measurements: outcome.measurements,
+      bindings: outcome.bindings,
+      policy: appraisal.policy,
+    };
+    const key = this.d.keys.active;
+    const result = await signResult(claims, key.privateKey, key.kid, { alg: key.alg });
+
+    // Node state next, naming the record it is about to point to: the record's commit is the fsync that makes
     // both durable before the reply (a failed append leaves a state naming a record that does not exist, which
     // no key release accepts, and the next appraisal overwrites it).
     // updateNode is a compare-and-set, so an appraisal racing a revocation keeps the revocation.
-    const recordId = uuidV7(now.getTime());
     await this.d.store.updateNode(appraisal.node, (previous) => ({
       revoked: previous?.revoked ?? false,
       ...(previous?.revokedAt ? { revokedAt: previous.revokedAt } : {}),
@@ -235,24 +255,6 @@ export class Verifier {
       body: appraisalBody(kept, outcome, pool.name),
       blobs: kept.blobs,
     });
-
-    const iat = Math.floor(now.getTime() / 1000);
-    const claims: AttestationResultClaims = {
-      iss: this.d.issuer,
-      sub: appraisal.node,
-      jti: record.record.id,
-      iat,
-      exp: iat + this.d.resultTtlSec,
-      verdict: appraisal.verdict,
-      tee: appraisal.tee,
-      purpose: appraisal.purpose,
-      tcb: outcome.tcb,
-      measurements: outcome.measurements,
-      bindings: outcome.bindings,
-      policy: appraisal.policy,
-    };
-    const key = this.d.keys.active;
-    const result = await signResult(claims, key.privateKey, key.kid, { alg: key.alg });
 
     this.d.metrics.appraisals.inc({ tee: appraisal.tee, verdict: appraisal.verdict });
     this.d.metrics.appraisalSeconds.observe({ tee: appraisal.tee }, Number(process.hrtime.bigint() - started) / 1e9);
@@ -286,10 +288,11 @@ export class Verifier {
       const machine = typeof runtime.machine === 'string' ? runtime.machine : undefined;
       if (!machine) throw reject('KEYS_UNKNOWN_MACHINE', `the attestation of ${name} names no machine; disk keys are bound to a machine`, {});
       const boundKey = checkTeeKey(runtime.teeKey as JWK);
-      if ((await jwkThumbprint(boundKey)) !== claims.bindings.teeKeyThumbprint) {
+      const boundThumbprint = await jwkThumbprint(boundKey);
+      if (boundThumbprint !== claims.bindings.teeKeyThumbprint) {
         throw reject('KEYS_TEE_KEY_MISMATCH', 'the recorded teeKey does not match the result binding', {});
       }
-      if (body.teeKey && (await jwkThumbprint(checkTeeKey(body.teeKey as JWK))) !== claims.bindings.teeKeyThumbprint) {
+      if (body.teeKey && (await jwkThumbprint(checkTeeKey(body.teeKey as JWK))) !== boundThumbprint) {
         throw reject('KEYS_TEE_KEY_MISMATCH', 'the teeKey in the request is not the one bound by the attestation', {});
       }
       const epoch = body.epoch ?? this.d.keyEpoch;
@@ -303,7 +306,7 @@ export class Verifier {
         time: now.toISOString(),
         node: name,
         verdict: 'pass',
-        body: { outcome: 'released', appraisalId: claims.jti, machine, epoch, teeKeyThumbprint: claims.bindings.teeKeyThumbprint },
+        body: { outcome: 'released', appraisalId: claims.jti, machine, epoch, teeKeyThumbprint: boundThumbprint },
       });
       this.d.metrics.keyReleases.inc({ outcome: 'released' });
       return { name, epoch, jwe, recordId: rec.record.id };

@@ -30,7 +30,8 @@ export interface AppraisalOutcome {
   claims?: AppraisalClaims;
   measurements: Record<string, string>;
   tcb: TcbClaim;
-  bindings: { teeKeyThumbprint: string; kubeletKeySha256?: string };
+  /** teeKeyThumbprint is absent when the evidence could not be decoded (the verdict is then fail) */
+  bindings: { teeKeyThumbprint?: string; kubeletKeySha256?: string };
   /** hex d = SHA-512(nonce ‖ SHA-256(JCS(runtimeData))); empty when the evidence could not be decoded */
   bindingDigest: string;
 }
@@ -411,19 +412,20 @@ export async function appraiseInternal(evidence: Evidence, ctx: AppraisalContext
     policy: { id: ctx.policyRef.id, digest: ctx.policyRef.digest },
     checks,
   };
-  let teeKeyThumbprint = '';
+  // Evidence that could not be decoded has no teeKey the verifier checked: its (failed) result names none.
+  let teeKeyThumbprint: string | undefined;
   if (rd) {
     try {
       teeKeyThumbprint = await jwkThumbprint(rd.teeKey as Parameters<typeof jwkThumbprint>[0]);
     } catch {
-      teeKeyThumbprint = '';
+      teeKeyThumbprint = undefined;
     }
   }
   const outcome: AppraisalOutcome = {
     appraisal,
     measurements: measurementsOf(claims),
     tcb: tcbOf(claims, tdxResult, checks),
-    bindings: { teeKeyThumbprint, ...(rd?.kubeletKeySha256 ? { kubeletKeySha256: rd.kubeletKeySha256 } : {}) },
+    bindings: { ...(teeKeyThumbprint ? { teeKeyThumbprint } : {}), ...(rd?.kubeletKeySha256 ? { kubeletKeySha256: rd.kubeletKeySha256 } : {}) },
     bindingDigest: d ? toHex(d) : '',
   };
   if (claimsExist) outcome.claims = claims;
