@@ -10,3 +10,5 @@ export { BoundedMap, deepFreeze } from './bounded.js';
 export { newKeyPair } from './keys.js';
 export type { NewKeySpec } from './keys.js';
 export { uuidV7 } from './ids.js';
+export { pemDecode } from './pem.js';
+export type { PemOptions } from './pem.js';

@@ -1,5 +1,5 @@
 import { createPublicKey, createHash, verify as cryptoVerify, constants, type KeyObject } from 'node:crypto';
-import { reject, wrapError, toHex } from '@joinguard/core';
+import { pemDecode, reject, wrapError, toHex } from '@joinguard/core';
 import { SnpErrorCode } from './errors.js';
 import { children, derUint, oidToString, readTlv, TAG, type Tlv } from './der.js';
 
@@ -61,12 +61,9 @@ function certFail(what: string, why: string, extra: Record<string, unknown> = {}
   return reject(SnpErrorCode.CERT_MALFORMED, `${what} is not a valid X.509 certificate: ${why}`, { certificate: what, ...extra });
 }
 
-/** Splits PEM text into DER blocks of the given label; returns [] when the text holds none. */
+/** Splits PEM text into DER blocks of the given label; returns [] when the text holds none; refuses a block that is not base64. */
 export function pemBlocks(text: string, label = 'CERTIFICATE'): Uint8Array[] {
-  const re = new RegExp(`-----BEGIN ${label}-----([\\s\\S]*?)-----END ${label}-----`, 'g');
-  const out: Uint8Array[] = [];
-  for (const m of text.matchAll(re)) out.push(new Uint8Array(Buffer.from(m[1]!.replace(/\s+/g, ''), 'base64')));
-  return out;
+  return pemDecode(text, label, { code: SnpErrorCode.CERT_MALFORMED, what: 'PEM text' });
 }
 
 /** Certificates given as one DER certificate or as PEM text with one or more blocks. */

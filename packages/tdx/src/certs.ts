@@ -1,6 +1,6 @@
 import { X509Certificate, createHash, type KeyObject } from 'node:crypto';
 import * as px509 from './x509.js';
-import { reject, wrapError } from '@joinguard/core';
+import { pemDecode, reject, wrapError } from '@joinguard/core';
 
 /*
  * Certificate chains and CRLs of the Intel SGX PKI. Chains are checked with node:crypto (synchronous, fast:
@@ -34,7 +34,7 @@ export function parsePemChain(pem: string, what: string): X509Certificate[] {
     if (out.length >= MAX_CHAIN_LENGTH) {
       throw reject('TDX_CERT_MALFORMED', `${what} has more than ${MAX_CHAIN_LENGTH} certificates`, { max: MAX_CHAIN_LENGTH });
     }
-    const der = Buffer.from(m[1]!.replace(/\s+/g, ''), 'base64');
+    const [der] = pemDecode(m[0], 'CERTIFICATE', { code: 'TDX_CERT_MALFORMED', what: `${what} certificate ${out.length}` });
     try {
       out.push(new X509Certificate(der));
     } catch (e) {

@@ -2,7 +2,7 @@
 import 'reflect-metadata';
 import { createHash } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
-import { equalBytes, inputError, reject, toHex, wrapError } from '@joinguard/core';
+import { equalBytes, inputError, pemDecode, reject, toHex, wrapError } from '@joinguard/core';
 import { resolveAk, type AkPublicInput } from './verify.js';
 
 export type CertInput = Uint8Array | string;
@@ -41,9 +41,9 @@ function parseCerts(input: CertInput, what: string): x509.X509Certificate[] {
   try {
     if (typeof input === 'string' || (input.length > 10 && Buffer.from(input.subarray(0, 10)).toString('latin1') === '-----BEGIN')) {
       const text = typeof input === 'string' ? input : Buffer.from(input).toString('latin1');
-      const blocks = text.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g) ?? [];
+      const blocks = pemDecode(text, 'CERTIFICATE', { code: 'TPM_AK_CERT_BAD_ENCODING', what });
       if (blocks.length === 0) throw new Error('no CERTIFICATE block');
-      return blocks.map((b) => new x509.X509Certificate(b));
+      return blocks.map((der) => new x509.X509Certificate(der));
     }
     return [new x509.X509Certificate(Buffer.from(input))];
   } catch (e) {

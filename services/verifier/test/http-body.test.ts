@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSimCvm } from '@joinguard/simcvm';
-import { challenge, fetcher, records, simHarness, type Fetch, type SimHarness } from './support/sim-verifier.js';
+import { decodeJwt } from 'jose';
+import { challenge, fetcher, records, releaseKey, simHarness, type Fetch, type SimHarness } from './support/sim-verifier.js';
 import { appraiseEvidence, defaultTrust } from '../src/appraise/index.js';
 
 // Request bodies are taken exactly as sent: the edge validates them without type coercion, so what the verifier
@@ -78,5 +79,41 @@ describe('POST /v1/attest bodies must be recordable', () => {
     } finally {
       await odd.close();
     }
+  });
+});
+
+describe('POST /v1/attest with evidence that cannot be decoded', () => {
+  const send = async (evidence: unknown) => {
+    const r = await f('/v1/attest', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(evidence) });
+    return { status: r.status, body: (await r.json()) as { result?: string; recordId?: string; code?: string; appraisal?: { verdict: string; checks: { name: string; outcome: string; code?: string }[] } } };
+  };
+
+  it('answers a failed appraisal whose result names no teeKey, and records it under the id the reply names', async () => {
+    const { nonce } = await challenge(f);
+    const evidence = (await h.sim.evidence({ nonce, runtimeData: { nodeName: node, purpose: 'join' } })) as unknown as { tpm: Record<string, unknown> };
+    // An AK public area of one base64 character: nothing of the vTPM quote, and so no binding, can be checked.
+    const r = await send({ ...evidence, tpm: { ...evidence.tpm, akPublic: 'A' } });
+    expect(r.status, JSON.stringify(r.body).slice(0, 300)).toBe(200);
+    expect(r.body.appraisal!.verdict).toBe('fail');
+    const claims = decodeJwt(r.body.result!) as { verdict: string; jti: string; bindings: Record<string, unknown> };
+    expect(claims.verdict).toBe('fail');
+    expect(claims.jti).toBe(r.body.recordId);
+    expect(claims.bindings).not.toHaveProperty('teeKeyThumbprint');
+    const stored = (await records(f, `kind=appraisal&node=${node}`)).find((x) => x.record.id === r.body.recordId);
+    expect(stored?.record.verdict).toBe('fail');
+    // Such a result opens nothing.
+    const key = await releaseKey(f, 'root', r.body.result);
+    expect(key.status).toBe(403);
+  });
+
+  it('fails a certificate whose PEM text holds a character that is not base64, instead of decoding around it', async () => {
+    const { nonce } = await challenge(f);
+    const evidence = (await h.sim.evidence({ nonce, runtimeData: { nodeName: node, purpose: 'join' } })) as unknown as { hardware: { report: string; certs: Record<string, string> } };
+    const [name, pem] = Object.entries(evidence.hardware.certs).find(([, v]) => v.includes('-----BEGIN'))!;
+    const at = pem.indexOf('\n', pem.indexOf('-----BEGIN') + 30) + 5;
+    const r = await send({ ...evidence, hardware: { ...evidence.hardware, certs: { ...evidence.hardware.certs, [name]: pem.slice(0, at) + '!' + pem.slice(at) } } });
+    expect(r.status, JSON.stringify(r.body).slice(0, 300)).toBe(200);
+    expect(r.body.appraisal!.verdict).toBe('fail');
+    expect(r.body.appraisal!.checks.find((c) => c.outcome === 'fail')?.code).toBe('APPRAISE_BAD_CERT_ENCODING');
   });
 });

@@ -1,4 +1,4 @@
-import { digest, equalBytes, inputError, isJoinguardError, reject, toHex, type JoinguardError } from '@joinguard/core';
+import { digest, equalBytes, inputError, isJoinguardError, pemDecode, reject, toHex, type JoinguardError } from '@joinguard/core';
 import type { SnpClaims as PolicySnpClaims, TdxClaims as PolicyTdxClaims } from '@joinguard/policy';
 import { TDX_TCB_STATUSES } from '@joinguard/policy';
 import {
@@ -12,9 +12,14 @@ import type { AppraisalTrust } from './trust.js';
 
 /** Certificates in evidence.hardware.certs are PEM text or base64 DER. */
 export function certBytes(value: string, name: string): Uint8Array {
-  if (value.includes('-----BEGIN')) return new Uint8Array(Buffer.from(value, 'latin1'));
-  if (!/^[A-Za-z0-9+/\s]*={0,2}\s*$/.test(value)) throw reject('APPRAISE_BAD_CERT_ENCODING', `hardware.certs.${name} is neither PEM nor base64`, { cert: name });
-  return new Uint8Array(Buffer.from(value, 'base64'));
+  if (value.includes('-----BEGIN')) {
+    // Checked whole here (nothing but certificate blocks and whitespace), decoded by the SNP package.
+    pemDecode(value, 'CERTIFICATE', { code: 'APPRAISE_BAD_CERT_ENCODING', what: `hardware.certs.${name}`, onlyBlocks: true });
+    return new Uint8Array(Buffer.from(value, 'latin1'));
+  }
+  const der = value.replace(/[ \t\r\n]+/g, '');
+  if (der.length === 0 || !/^[A-Za-z0-9+/]*={0,2}$/.test(der) || der.replace(/=+$/, '').length % 4 === 1) throw reject('APPRAISE_BAD_CERT_ENCODING', `hardware.certs.${name} is neither PEM nor base64`, { cert: name });
+  return new Uint8Array(Buffer.from(der, 'base64'));
 }
 
 export interface SnpHardwareResult {
