@@ -1,4 +1,6 @@
 import type { TLSSocket } from 'node:tls';
+import { STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import fastifySwagger from '@fastify/swagger';
 import fastifySwaggerUi from '@fastify/swagger-ui';
@@ -54,12 +56,14 @@ export function statusFor(e: JoinguardError): number {
   if (e.code === 'AUTH_REQUIRED' || e.code === 'KEYS_NO_RESULT' || e.code.startsWith('PROTOCOL_RESULT_') || e.code.startsWith('PROTOCOL_NONCE_')) return 401;
   if (e.code === 'AUTH_FORBIDDEN' || e.code.startsWith('KEYS_')) return 403;
   if (e.code === 'NOT_FOUND') return 404;
+  if (e.code === 'REQUEST_TOO_LARGE') return 413;
+  if (e.code === 'REQUEST_URL_TOO_LONG') return 414;
   if (e.code === 'RATE_LIMITED') return 429;
   if (e.kind === 'input') return 400;
   return 422;
 }
 
-const errorReplies = Object.fromEntries([400, 401, 403, 404, 413, 422, 429, 500].map((status) => [status, errorReplySchema]));
+const errorReplies = Object.fromEntries([400, 401, 403, 404, 413, 414, 422, 429, 500].map((status) => [status, errorReplySchema]));
 
 const ajvLogger = {
   log: (...a: unknown[]) => console.log(...a),
@@ -70,7 +74,36 @@ const ajvLogger = {
 };
 
 export async function buildServer(o: ServerOptions): Promise<FastifyInstance> {
+  const refuse = (err: unknown, req: FastifyRequest, reply: FastifyReply): void => {
+    const e = toJoinguardError(err);
+    const status = statusFor(e);
+    if (status >= 500) req.log.error({ err, code: e.code }, 'request failed');
+    else req.log.info({ code: e.code }, 'request refused');
+    o.metrics.rejections.inc({ code: e.code });
+    // A fault of ours is logged in full above; the client learns its code, not our internals.
+    void reply.status(status).send(status >= 500 ? { code: e.code, message: 'internal error', details: {} } : e.toJSON());
+  };
   const app = Fastify({
+    // What the router refuses before any route runs (a URL it cannot decode, a path parameter longer than
+    // maxParamLength) is answered like every other refusal, not in fastify's own shape.
+    frameworkErrors: refuse,
+    // What Node's HTTP parser cannot read (a header value with a control character, a broken request line)
+    // never reaches fastify's routing: it too is answered in the error reply shape, then the connection ends.
+    clientErrorHandler: (err: NodeJS.ErrnoException, socket: Socket) => {
+      if (err.code === 'ECONNRESET' || socket.destroyed) return;
+      const [status, code, message] =
+        err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+          ? [408, 'REQUEST_TIMEOUT', 'the request was not received in time']
+          : err.code === 'HPE_HEADER_OVERFLOW'
+            ? [431, 'REQUEST_HEADERS_TOO_LARGE', 'the request headers are larger than allowed']
+            : [400, 'REQUEST_MALFORMED', 'the request is not well-formed HTTP/1.1'];
+      o.metrics.rejections.inc({ code });
+      const body = JSON.stringify({ code, message, details: { parserCode: err.code ?? 'unknown' } });
+      if (!socket.writable) return void socket.destroy();
+      // end() lets the reply go out before the socket closes; a peer that never reads it is cut off soon.
+      socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+      setTimeout(() => socket.destroy(), 1000).unref();
+    },
     ...(o.logger ? { loggerInstance: o.logger } : { logger: false }),
     bodyLimit: 1024 * 1024,
     ...(o.https ? { https: { key: o.https.key, cert: o.https.cert, ...(o.https.ca ? { ca: o.https.ca, requestCert: true, rejectUnauthorized: false } : {}) } } : {}),
@@ -112,15 +145,7 @@ export async function buildServer(o: ServerOptions): Promise<FastifyInstance> {
     return payload;
   });
 
-  app.setErrorHandler((err: unknown, req, reply) => {
-    const e = toJoinguardError(err);
-    const status = e.code === 'RATE_LIMITED' ? 429 : e.code === 'REQUEST_TOO_LARGE' ? 413 : statusFor(e);
-    if (status >= 500) req.log.error({ err, code: e.code }, 'request failed');
-    else req.log.info({ code: e.code }, 'request refused');
-    o.metrics.rejections.inc({ code: e.code });
-    // A fault of ours is logged in full above; the client learns its code, not our internals.
-    void reply.status(status).send(status >= 500 ? { code: e.code, message: 'internal error', details: {} } : e.toJSON());
-  });
+  app.setErrorHandler(refuse);
   app.setNotFoundHandler((req, reply) => {
     void reply.status(404).send({ code: 'NOT_FOUND', message: `no route ${req.method} ${req.url}`, details: {} });
   });
@@ -312,6 +337,7 @@ function toJoinguardError(err: unknown): JoinguardError {
   if (e.statusCode === 429) return new JoinguardError('RATE_LIMITED', e.message ?? 'rate limit exceeded', {}, { kind: 'input' });
   if (e.validation) return new JoinguardError('REQUEST_INVALID', `request does not match the schema: ${e.message}`, {}, { kind: 'input' });
   if (e.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return new JoinguardError('REQUEST_TOO_LARGE', 'request body is larger than allowed', {}, { kind: 'input' });
+  if (e.code === 'FST_ERR_MAX_PARAM_LENGTH') return new JoinguardError('REQUEST_URL_TOO_LONG', 'a path parameter of the URL is longer than allowed (100 characters)', {}, { kind: 'input' });
   if (e.statusCode !== undefined && e.statusCode >= 400 && e.statusCode < 500) {
     return new JoinguardError('REQUEST_INVALID', e.message ?? 'invalid request', { fastifyCode: e.code }, { kind: 'input' });
   }

@@ -6,6 +6,7 @@ import fc from 'fast-check';
 import { defaultConfig } from '../src/config.js';
 import { hashToken } from '../src/auth.js';
 import { startVerifier, type RunningVerifier } from '../src/run.js';
+import { sendRaw } from './support/http-fuzz.js';
 
 // The HTTP edge of a real verifier on loopback: routes, credentials, and hostile requests. None of these
 // may produce a 500.
@@ -57,6 +58,24 @@ describe('verifier HTTP edge', () => {
       const j = (await r.json()) as { code: string };
       expect(j.code).toBe('REQUEST_INVALID');
     }
+  });
+
+  it('answers what the router refuses (a path parameter too long, a URL it cannot decode) in the error reply shape', async () => {
+    const long = await post(`/v1/keys/disk/${'a'.repeat(101)}`, {});
+    expect(long.status).toBe(414);
+    expect(await long.json()).toEqual({ code: 'REQUEST_URL_TOO_LONG', message: expect.any(String), details: {} });
+    const bad = await post('/v1/keys/disk/%E0%A4%A', {});
+    expect(bad.status).toBe(400);
+    expect(await bad.json()).toEqual({ code: 'REQUEST_INVALID', message: expect.any(String), details: { fastifyCode: 'FST_ERR_BAD_URL' } });
+    const metrics = await (await fetch(v.url + '/metrics')).text();
+    expect(metrics).toMatch(/joinguard_\w*rejections\w*\{code="REQUEST_URL_TOO_LONG"\} 1/);
+  });
+
+  it('answers a request that is not well-formed HTTP (a control character in a header) in the error reply shape', async () => {
+    const r = await sendRaw(v.url, 'POST', '/v1/keys/disk/root', { 'content-type': 'application/json', authorization: 'Bearer ab\x01cd' }, Buffer.from('{}'));
+    expect(r).toMatchObject({ status: 400 });
+    const body = JSON.parse((r as { text: string }).text) as unknown;
+    expect(body).toEqual({ code: 'REQUEST_MALFORMED', message: expect.any(String), details: { parserCode: expect.stringMatching(/^HPE_/) } });
   });
 
   it('refuses an oversized body with 413', async () => {
