@@ -174,8 +174,31 @@ export function firstDifference(genuine: unknown, body: Buffer): string {
 /**
  * Whether a bundle that passed may differ from the genuine one: only in bytes no signature or digest covers,
  * i.e. the event log's (an event's data, e.g. an image's device path, is not what its digest is over; the
- * replay decides), the SNP report's after its signed part (0x2A0 on) and a TDX quote's after its signature data.
+ * replay decides), the SNP report's after its signed part (0x2A0 on) and a TDX quote's after its signature data;
+ * or in spelling only (sameMeaning).
  */
+/**
+ * Spellings the verifier reads as one value: PCR values in either case of hex (normalised before the digest),
+ * and certificate text with or without whitespace (PEM allows line breaks and spaces in a body).
+ */
+function sameMeaning(e: Evidence): Evidence {
+  const x = structuredClone(e) as { tpm?: { pcrs?: unknown }; hardware?: { certs?: unknown } };
+  const pcrs = x.tpm?.pcrs;
+  if (pcrs && typeof pcrs === 'object') {
+    for (const bank of Object.values(pcrs as Record<string, unknown>)) {
+      if (!bank || typeof bank !== 'object') continue;
+      const values = bank as Record<string, unknown>;
+      for (const [k, v] of Object.entries(values)) if (typeof v === 'string') values[k] = v.toLowerCase();
+    }
+  }
+  const certs = x.hardware?.certs;
+  if (certs && typeof certs === 'object') {
+    const c = certs as Record<string, unknown>;
+    for (const [k, v] of Object.entries(c)) if (typeof v === 'string') c[k] = v.replace(/[ \t\r\n]+/g, '');
+  }
+  return x as Evidence;
+}
+
 export function mayPassWith(genuine: Evidence, body: Buffer): boolean {
   let got: Evidence;
   try {
@@ -184,8 +207,8 @@ export function mayPassWith(genuine: Evidence, body: Buffer): boolean {
     return false;
   }
   if (typeof got !== 'object' || got === null || typeof got.eventLog !== 'string') return false;
-  const a = { ...genuine, eventLog: '' } as Evidence;
-  const b = { ...got, eventLog: '' } as Evidence;
+  const a = sameMeaning({ ...genuine, eventLog: '' } as Evidence);
+  const b = sameMeaning({ ...got, eventLog: '' } as Evidence);
   if (genuine.tee === 'snp' && typeof got.hardware?.report === 'string') {
     const ra = Buffer.from(genuine.hardware.report, 'base64');
     const rb = Buffer.from(got.hardware.report, 'base64');
