@@ -1,6 +1,8 @@
 import { reject } from './errors.js';
 
 const BODY_RE = /^[A-Za-z0-9+/]*={0,2}$/;
+/** label → the global pattern of its blocks (matchAll and replace start from the beginning each time) */
+const blockRes = new Map<string, RegExp>();
 
 export interface PemOptions {
   /** error code for text that is not PEM */
@@ -17,7 +19,8 @@ export interface PemOptions {
  * is wrong, is refused rather than decoded around (an inserted character would otherwise vanish silently).
  */
 export function pemDecode(text: string, label: string, o: PemOptions): Uint8Array[] {
-  const re = new RegExp(`-----BEGIN ${label}-----([\\s\\S]*?)-----END ${label}-----`, 'g');
+  let re = blockRes.get(label);
+  if (!re) blockRes.set(label, (re = new RegExp(`-----BEGIN ${label}-----([\\s\\S]*?)-----END ${label}-----`, 'g')));
   const out: Uint8Array[] = [];
   for (const m of text.matchAll(re)) {
     const body = m[1]!.replace(/[ \t\r\n]+/g, '');

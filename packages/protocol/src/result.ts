@@ -35,7 +35,8 @@ function claimsProblem(c: Record<string, unknown>): string | undefined {
   if (typeof c.measurements !== 'object' || c.measurements === null || Array.isArray(c.measurements)) return 'measurements';
   const b = c.bindings as Record<string, unknown> | undefined;
   // A failed appraisal may have no teeKey to name (evidence that could not be decoded); a passing one always has.
-  if (typeof b !== 'object' || b === null || (b.teeKeyThumbprint === undefined ? c.verdict === 'pass' : !str(b.teeKeyThumbprint))) return 'bindings';
+  if (typeof b !== 'object' || b === null) return 'bindings';
+  if (b.teeKeyThumbprint === undefined ? c.verdict === 'pass' : !str(b.teeKeyThumbprint)) return 'bindings';
   if (b.kubeletKeySha256 !== undefined && !/^[0-9a-f]{64}$/.test(String(b.kubeletKeySha256))) return 'bindings.kubeletKeySha256';
   const p = c.policy as Record<string, unknown> | undefined;
   if (typeof p !== 'object' || p === null || !str(p.id) || !/^[0-9a-f]{64}$/.test(String(p.digest))) return 'policy';

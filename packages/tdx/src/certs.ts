@@ -25,26 +25,20 @@ export function trustAnchorFromPem(pem: string): TrustAnchor {
   return { cert, der: new Uint8Array(cert.raw), fingerprint256: fingerprintOf(cert) };
 }
 
-const PEM_RE = /-----BEGIN CERTIFICATE-----([A-Za-z0-9+/=\s]*?)-----END CERTIFICATE-----/g;
-
 /** Parses concatenated PEM certificates, in order. Anything that is not a certificate is refused. */
 export function parsePemChain(pem: string, what: string): X509Certificate[] {
-  const out: X509Certificate[] = [];
-  for (const m of pem.matchAll(PEM_RE)) {
-    if (out.length >= MAX_CHAIN_LENGTH) {
-      throw reject('TDX_CERT_MALFORMED', `${what} has more than ${MAX_CHAIN_LENGTH} certificates`, { max: MAX_CHAIN_LENGTH });
-    }
-    const [der] = pemDecode(m[0], 'CERTIFICATE', { code: 'TDX_CERT_MALFORMED', what: `${what} certificate ${out.length}` });
-    try {
-      out.push(new X509Certificate(der));
-    } catch (e) {
-      throw wrapError('TDX_CERT_MALFORMED', `${what} certificate ${out.length} cannot be parsed`, e, { index: out.length });
-    }
+  const ders = pemDecode(pem, 'CERTIFICATE', { code: 'TDX_CERT_MALFORMED', what, onlyBlocks: true });
+  if (ders.length === 0) throw reject('TDX_CERT_MALFORMED', `${what} holds no PEM certificate`, {});
+  if (ders.length > MAX_CHAIN_LENGTH) {
+    throw reject('TDX_CERT_MALFORMED', `${what} has more than ${MAX_CHAIN_LENGTH} certificates`, { max: MAX_CHAIN_LENGTH });
   }
-  if (out.length === 0) throw reject('TDX_CERT_MALFORMED', `${what} holds no PEM certificate`, {});
-  const rest = pem.replace(PEM_RE, '').trim();
-  if (rest.length > 0) throw reject('TDX_CERT_MALFORMED', `${what} holds ${rest.length} characters that are not PEM certificates`, { extra: rest.slice(0, 40) });
-  return out;
+  return ders.map((der, index) => {
+    try {
+      return new X509Certificate(der);
+    } catch (e) {
+      throw wrapError('TDX_CERT_MALFORMED', `${what} certificate ${index} cannot be parsed`, e, { index });
+    }
+  });
 }
 
 export interface VerifiedCrl {

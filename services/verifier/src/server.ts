@@ -56,9 +56,11 @@ export function statusFor(e: JoinguardError): number {
   if (e.code === 'AUTH_REQUIRED' || e.code === 'KEYS_NO_RESULT' || e.code.startsWith('PROTOCOL_RESULT_') || e.code.startsWith('PROTOCOL_NONCE_')) return 401;
   if (e.code === 'AUTH_FORBIDDEN' || e.code.startsWith('KEYS_')) return 403;
   if (e.code === 'NOT_FOUND') return 404;
+  if (e.code === 'REQUEST_TIMEOUT') return 408;
   if (e.code === 'REQUEST_TOO_LARGE') return 413;
   if (e.code === 'REQUEST_URL_TOO_LONG') return 414;
   if (e.code === 'RATE_LIMITED') return 429;
+  if (e.code === 'REQUEST_HEADERS_TOO_LARGE') return 431;
   if (e.kind === 'input') return 400;
   return 422;
 }
@@ -91,14 +93,16 @@ export async function buildServer(o: ServerOptions): Promise<FastifyInstance> {
     // never reaches fastify's routing: it too is answered in the error reply shape, then the connection ends.
     clientErrorHandler: (err: NodeJS.ErrnoException, socket: Socket) => {
       if (err.code === 'ECONNRESET' || socket.destroyed) return;
-      const [status, code, message] =
+      const [code, message] =
         err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
-          ? [408, 'REQUEST_TIMEOUT', 'the request was not received in time']
+          ? ['REQUEST_TIMEOUT', 'the request was not received in time']
           : err.code === 'HPE_HEADER_OVERFLOW'
-            ? [431, 'REQUEST_HEADERS_TOO_LARGE', 'the request headers are larger than allowed']
-            : [400, 'REQUEST_MALFORMED', 'the request is not well-formed HTTP/1.1'];
+            ? ['REQUEST_HEADERS_TOO_LARGE', 'the request headers are larger than allowed']
+            : ['REQUEST_MALFORMED', 'the request is not well-formed HTTP/1.1'];
+      const e = new JoinguardError(code, message, { parserCode: err.code ?? 'unknown' }, { kind: 'input' });
+      const status = statusFor(e);
       o.metrics.rejections.inc({ code });
-      const body = JSON.stringify({ code, message, details: { parserCode: err.code ?? 'unknown' } });
+      const body = JSON.stringify(e.toJSON());
       if (!socket.writable) return void socket.destroy();
       // end() lets the reply go out before the socket closes; a peer that never reads it is cut off soon.
       socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);

@@ -418,7 +418,7 @@ export async function appraiseInternal(evidence: Evidence, ctx: AppraisalContext
     try {
       teeKeyThumbprint = await jwkThumbprint(rd.teeKey as Parameters<typeof jwkThumbprint>[0]);
     } catch {
-      teeKeyThumbprint = undefined;
+      // not a key a thumbprint can be taken of: none is named
     }
   }
   const outcome: AppraisalOutcome = {

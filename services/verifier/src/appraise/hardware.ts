@@ -1,6 +1,7 @@
 import { digest, equalBytes, inputError, isJoinguardError, pemDecode, reject, toHex, type JoinguardError } from '@joinguard/core';
 import type { SnpClaims as PolicySnpClaims, TdxClaims as PolicyTdxClaims } from '@joinguard/policy';
 import { TDX_TCB_STATUSES } from '@joinguard/policy';
+import { fromB64 } from '@joinguard/protocol';
 import {
   certificatesFromBytes, decodeReport, parseAmdCert, parseProduct, reportCpuid, verifyReport, type ChainCache, type SnpCollateral, type SnpProduct, type SnpReport, type SnpTrustStore, type VerifiedSnpReport,
 } from '@joinguard/snp';
@@ -18,8 +19,12 @@ export function certBytes(value: string, name: string): Uint8Array {
     return new Uint8Array(Buffer.from(value, 'latin1'));
   }
   const der = value.replace(/[ \t\r\n]+/g, '');
-  if (der.length === 0 || !/^[A-Za-z0-9+/]*={0,2}$/.test(der) || der.replace(/=+$/, '').length % 4 === 1) throw reject('APPRAISE_BAD_CERT_ENCODING', `hardware.certs.${name} is neither PEM nor base64`, { cert: name });
-  return new Uint8Array(Buffer.from(der, 'base64'));
+  try {
+    if (der.length > 0) return fromB64(der, 'APPRAISE_BAD_CERT_ENCODING', `hardware.certs.${name}`);
+  } catch {
+    // refused below, as a rejection of the evidence
+  }
+  throw reject('APPRAISE_BAD_CERT_ENCODING', `hardware.certs.${name} is neither PEM nor base64`, { cert: name });
 }
 
 export interface SnpHardwareResult {
