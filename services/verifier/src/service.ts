@@ -228,33 +228,50 @@ export class Verifier {
     const key = this.d.keys.active;
     const result = await signResult(claims, key.privateKey, key.kid, { alg: key.alg });
 
-    // Node state next, naming the record it is about to point to: the record's commit is the fsync that makes
-    // both durable before the reply (a failed append leaves a state naming a record that does not exist, which
-    // no key release accepts, and the next appraisal overwrites it).
-    // updateNode is a compare-and-set, so an appraisal racing a revocation keeps the revocation.
-    await this.d.store.updateNode(appraisal.node, (previous) => ({
-      revoked: previous?.revoked ?? false,
-      ...(previous?.revokedAt ? { revokedAt: previous.revokedAt } : {}),
-      ...(previous?.revokedReason ? { revokedReason: previous.revokedReason } : {}),
-      lastVerdict: appraisal.verdict,
-      lastVerifiedAt: now.toISOString(),
-      lastRecordId: recordId,
-      tee: appraisal.tee,
-      ...(evidence.runtimeData.machine ? { machine: evidence.runtimeData.machine } : previous?.machine ? { machine: previous.machine } : {}),
-    }));
+    // The node's state follows a pass, and a failure only when the evidence itself verified (a real CVM, bound
+    // to this request, claimed the name): otherwise anyone could fetch a challenge and send junk naming a node
+    // to have its key releases refused as failing. The order of the two writes is the safe one for the verdict:
+    // a pass is recorded before the state names it, a failure's state is written before its record, so a
+    // write that fails in between never leaves a node looking better than its last appraisal. Both are
+    // durable before the reply. updateNode is a compare-and-set: an appraisal racing a revocation keeps the
+    // revocation, and one racing a later appraisal of the same node leaves the later one's state.
+    const at = now.toISOString();
+    const updateState = () =>
+      this.d.store.updateNode(appraisal.node, (previous) => {
+        if (previous?.lastVerifiedAt !== undefined && previous.lastVerifiedAt > at) return previous;
+        return {
+          revoked: previous?.revoked ?? false,
+          ...(previous?.revokedAt ? { revokedAt: previous.revokedAt } : {}),
+          ...(previous?.revokedReason ? { revokedReason: previous.revokedReason } : {}),
+          lastVerdict: appraisal.verdict,
+          lastVerifiedAt: at,
+          lastRecordId: recordId,
+          tee: appraisal.tee,
+          ...(evidence.runtimeData.machine ? { machine: evidence.runtimeData.machine } : previous?.machine ? { machine: previous.machine } : {}),
+        };
+      });
     const kept = recordedEvidence(evidence);
-    const record = await this.d.store.append({
-      id: recordId,
-      kind: 'appraisal',
-      log: LOGS.appraisal,
-      time: now.toISOString(),
-      node: appraisal.node,
-      tee: appraisal.tee,
-      verdict: appraisal.verdict,
-      purpose: appraisal.purpose,
-      body: appraisalBody(kept, outcome, pool.name),
-      blobs: kept.blobs,
-    });
+    const appendRecord = () =>
+      this.d.store.append({
+        id: recordId,
+        kind: 'appraisal',
+        log: LOGS.appraisal,
+        time: at,
+        node: appraisal.node,
+        tee: appraisal.tee,
+        verdict: appraisal.verdict,
+        purpose: appraisal.purpose,
+        body: appraisalBody(kept, outcome, pool.name),
+        blobs: kept.blobs,
+      });
+    let record: Awaited<ReturnType<typeof appendRecord>>;
+    if (appraisal.verdict === 'pass') {
+      record = await appendRecord();
+      await updateState();
+    } else {
+      if (outcome.evidenceVerified) await updateState();
+      record = await appendRecord();
+    }
 
     this.d.metrics.appraisals.inc({ tee: appraisal.tee, verdict: appraisal.verdict });
     this.d.metrics.appraisalSeconds.observe({ tee: appraisal.tee }, Number(process.hrtime.bigint() - started) / 1e9);
@@ -332,7 +349,8 @@ export class Verifier {
   async revoke(name: string, reason: string, by: string): Promise<NodeState> {
     if (!isNodeName(name)) throw inputError('REQUEST_INVALID', `${name} is not a valid node name`, {});
     const now = this.now();
-    // State before record, as in attest(): the revocation record's commit makes both durable before the reply.
+    // State before record (the safe order for a change that makes the node look worse, as for a failed
+    // appraisal in attest()): the revocation record's commit makes both durable before the reply.
     const state = await this.d.store.updateNode(name, (previous) => ({ ...(previous ?? {}), revoked: true, revokedAt: now.toISOString(), revokedReason: reason }));
     await this.d.store.append({ kind: 'revocation', log: LOGS.revocation, time: now.toISOString(), node: name, body: { reason, by } });
     return state;

@@ -1,20 +1,34 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { attest, fetcher, records, releaseKey, simHarness, type Fetch, type SimHarness } from './support/sim-verifier.js';
+import { createSimCvm, type SimCvm } from '@joinguard/simcvm';
+import { AUDITOR_TOKEN, attest, challenge, fetcher, records, releaseKey, simHarness, type Fetch, type SimHarness } from './support/sim-verifier.js';
 
 // Key-release refusals over HTTP that http-flow does not cover: an attestation that names no machine, and a
 // node whose latest appraisal failed after the (still unexpired, passing) result it presents. Each refusal is
 // a 403 with its code and a key-release record with verdict fail, naming the code and the appraisal.
+// And the other side of that rule: evidence that does not verify (anyone can send it, naming any node) is
+// recorded as a failed appraisal but does not make the node it names a failing one.
 
 let h: SimHarness;
 let f: Fetch;
+/** The same hardware and PKI as h.sim, booted with another launch measurement: genuine evidence the policy refuses. */
+let drifted: SimCvm;
 
 beforeAll(async () => {
   h = await simHarness({ nodeName: 'keys-node-0' });
   f = fetcher(h.v.url);
+  drifted = await createSimCvm({ tee: 'snp', nodeName: 'keys-node-0', vtpm: 'software', pkiFrom: h.sim, snp: { measurement: new Uint8Array(48).fill(0xcd) } });
 });
 afterAll(async () => {
+  await drifted?.close();
   await h?.close();
 });
+
+async function nodeState(name: string): Promise<Record<string, unknown> | undefined> {
+  const r = await f('/v1/nodes', { headers: { authorization: `Bearer ${AUDITOR_TOKEN}` } });
+  expect(r.status).toBe(200);
+  const j = (await r.json()) as { nodes: ({ name: string } & Record<string, unknown>)[] };
+  return j.nodes.find((n) => n.name === name);
+}
 
 async function lastKeyRelease(node: string) {
   const list = await records(f, `node=${node}&kind=key-release`);
@@ -50,10 +64,11 @@ describe('key release refusals', () => {
     expect(first.status).toBe(200);
     expect(first.body.jwe).toMatch(/^[\w-]+\.[\w-]*\.[\w-]+\.[\w-]+\.[\w-]+$/);
 
-    // The same node attests again with evidence whose reported PCR was changed after the quote.
-    const bad = await attest(f, h.sim, { runtimeData: { nodeName: name, machine, purpose: 'unlock' }, tamper: { pcr: { index: 7, value: 'cd'.repeat(32) } } });
+    // The same node attests again with genuine evidence of a launch measurement the policy does not allow.
+    const bad = await attest(f, drifted, { runtimeData: { nodeName: name, machine, purpose: 'unlock' } });
     expect(bad.status).toBe(200);
     expect(bad.body.appraisal.verdict).toBe('fail');
+    expect(bad.body.appraisal.checks.filter((c) => c.outcome === 'fail').map((c) => c.name)).toEqual(['policy.snp.measurement']);
 
     const k = await releaseKey(f, name, good.body.result);
     expect(k.status).toBe(403);
@@ -76,5 +91,42 @@ describe('key release refusals', () => {
     const again = await attest(f, h.sim, { runtimeData: { nodeName: name, machine, purpose: 'unlock' } });
     expect(again.body.appraisal.verdict).toBe('pass');
     expect((await releaseKey(f, name, again.body.result)).status).toBe(200);
+  });
+
+  it('evidence that does not verify, sent by anyone and naming a node, is recorded but leaves the node as it was', async () => {
+    const name = 'victim-0';
+    const machine = 'victim-0-machine';
+    const good = await attest(f, h.sim, { runtimeData: { nodeName: name, machine, purpose: 'unlock' } });
+    expect(good.body.appraisal.verdict).toBe('pass');
+    const before = await nodeState(name);
+    expect(before).toMatchObject({ lastVerdict: 'pass', lastRecordId: good.body.recordId, machine });
+
+    // Three kinds of junk naming the victim: an unreadable AK, a PCR changed after the quote, and runtimeData
+    // changed after it was bound (another machine). Each is answered and recorded as a failed appraisal.
+    const junk: { recordId: string }[] = [];
+    const { nonce } = await challenge(f);
+    const unreadable = await h.sim.evidence({ nonce, runtimeData: { nodeName: name, machine: 'evil', purpose: 'unlock' } });
+    unreadable.tpm.akPublic = 'A';
+    const r1 = await f('/v1/attest', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(unreadable) });
+    expect(r1.status).toBe(200);
+    junk.push((await r1.json()) as { recordId: string });
+    for (const tamper of [{ pcr: { index: 7, value: 'cd'.repeat(32) } }, { runtimeDataAfterBinding: { machine: 'evil' } }]) {
+      const r = await attest(f, h.sim, { runtimeData: { nodeName: name, machine, purpose: 'unlock' }, tamper });
+      expect(r.status).toBe(200);
+      expect(r.body.appraisal.verdict).toBe('fail');
+      junk.push(r.body);
+    }
+    for (const j of junk) expect((await h.v.store.get(j.recordId))?.record).toMatchObject({ kind: 'appraisal', node: name, verdict: 'fail' });
+
+    expect(await nodeState(name)).toEqual(before);
+    const k = await releaseKey(f, name, good.body.result);
+    expect(k.status).toBe(200);
+    expect(k.body.jwe).toMatch(/^[\w-]+\.[\w-]*\.[\w-]+\.[\w-]+\.[\w-]+$/);
+
+    // Genuine evidence the policy refuses is the node's own failure, and does move it.
+    const bad = await attest(f, drifted, { runtimeData: { nodeName: name, machine, purpose: 'unlock' } });
+    expect(bad.body.appraisal.verdict).toBe('fail');
+    expect(await nodeState(name)).toMatchObject({ lastVerdict: 'fail', lastRecordId: bad.body.recordId, machine });
+    expect((await releaseKey(f, name, good.body.result)).body.code).toBe('KEYS_NODE_FAILING');
   });
 });

@@ -34,6 +34,12 @@ export interface AppraisalOutcome {
   bindings: { teeKeyThumbprint?: string; kubeletKeySha256?: string };
   /** hex d = SHA-512(nonce ‖ SHA-256(JCS(runtimeData))); empty when the evidence could not be decoded */
   bindingDigest: string;
+  /**
+   * Every check before the policy passed: the hardware signed the report, it and the vTPM quote are bound to
+   * this nonce and runtimeData, and the log replays to the quote. Only then is the evidence known to come
+   * from a CVM that claimed this node's name (a passing verdict implies it; a failed one may have it or not).
+   */
+  evidenceVerified: boolean;
 }
 
 /**
@@ -427,6 +433,7 @@ export async function appraiseInternal(evidence: Evidence, ctx: AppraisalContext
     tcb: tcbOf(claims, tdxResult, checks),
     bindings: { ...(teeKeyThumbprint ? { teeKeyThumbprint } : {}), ...(rd?.kubeletKeySha256 ? { kubeletKeySha256: rd.kubeletKeySha256 } : {}) },
     bindingDigest: d ? toHex(d) : '',
+    evidenceVerified: !run.failed,
   };
   if (claimsExist) outcome.claims = claims;
   return outcome;
