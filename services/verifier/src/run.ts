@@ -172,6 +172,7 @@ export async function startVerifier(config: VerifierConfig, opts: { testHooks?: 
       keyEpoch: config.keyBroker.epoch,
       issuer: `joinguard:${config.clusterId}`,
       now,
+      log: logger,
       ...(opts.testHooks ? { testHooks: opts.testHooks } : {}),
     });
     // Policy changes made at other replicas while this one was away come first; then the audit trail says which

@@ -126,6 +126,8 @@ export interface VerifierDeps {
   keyEpoch: number;
   issuer: string;
   now?: () => Date;
+  /** where faults that do not change a reply are reported (a refusal whose record could not be written) */
+  log?: { error(o: object, msg: string): void };
   testHooks?: TestHooks;
 }
 
@@ -339,7 +341,10 @@ export class Verifier {
             verdict: 'fail',
             body: { outcome: 'refused', code: err.code, message: err.message, ...(claims ? { appraisalId: claims.jti } : {}) },
           })
-          .catch(() => undefined);
+          .catch((recordError: unknown) => {
+            // The refusal stands (nothing was released); what is lost is its record, which the log reports.
+            this.d.log?.error({ err: recordError, node: name, code: err.code }, `the record of a refused key release for ${name} (${err.code}) could not be written`);
+          });
         this.d.metrics.keyReleases.inc({ outcome: 'refused' });
       }
       throw err;

@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { compactDecrypt, decodeJwt, importJWK } from 'jose';
+import { calculateJwkThumbprint, compactDecrypt, decodeJwt, importJWK, type JWK } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { repoRoot } from '@joinguard/core/testing';
 import { teeKeyPair, type SimCvm } from '@joinguard/simcvm';
@@ -91,6 +91,26 @@ for (const tee of ['snp', 'tdx'] as const) {
       const jwks = (await (await fetch(`${h.v.url}/.well-known/jwks.json`)).json()) as { keys: [] };
       const claims = await verifyResult(a.body.result, jwks, { now: h.clock.now });
       expect(claims).toMatchObject({ sub: h.sim.nodeName, verdict: 'pass', tee, jti: a.body.recordId });
+      // What relying parties act on: the bound key, the policy, the launch measurements and PCRs, the TCB.
+      expect(claims.bindings.teeKeyThumbprint).toBe(await calculateJwkThumbprint(pub as JWK, 'sha256'));
+      const sent = (await h.v.store.get(a.body.recordId))!.record.body.runtimeData as { kubeletKeySha256?: string };
+      expect(sent.kubeletKeySha256).toMatch(/^[0-9a-f]{64}$/);
+      expect(claims.bindings.kubeletKeySha256).toBe(sent.kubeletKeySha256);
+      expect(claims.policy).toEqual(a.body.appraisal.policy);
+      const good = h.sim.goodPolicy();
+      expect(claims.policy.id).toBe(good.name);
+      const ref = good.referenceValues![0]!;
+      if (tee === 'snp') {
+        expect(ref.snp!.measurement).toContain(claims.measurements.measurement);
+        expect(claims.tcb).toMatchObject({ status: 'ok', versions: { bootloader: 3, tee: 0, snp: 14, microcode: 209 } });
+      } else {
+        expect(ref.tdx!.mrTd).toContain(claims.measurements.mrTd);
+        expect(ref.tdx!.rtmr0).toContain(claims.measurements.rtmr0);
+        expect(claims.tcb.status).toBe('UpToDate');
+      }
+      const refPcrs = Object.entries(ref.pcrs!.sha256!);
+      expect(refPcrs.length).toBeGreaterThan(0);
+      for (const [pcr, allowed] of refPcrs) expect(allowed, `PCR ${pcr}`).toContain(claims.measurements[`pcr.sha256.${pcr}`]);
 
       const k = await releaseKey(h, h.sim.nodeName, a.body.result);
       expect(k.status).toBe(200);

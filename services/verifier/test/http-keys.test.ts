@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSimCvm, type SimCvm } from '@joinguard/simcvm';
+import { signResult } from '@joinguard/protocol';
+import { uuidV7 } from '@joinguard/core';
 import { AUDITOR_TOKEN, attest, challenge, fetcher, records, releaseKey, simHarness, type Fetch, type SimHarness } from './support/sim-verifier.js';
 
 // Key-release refusals over HTTP that http-flow does not cover: an attestation that names no machine, and a
@@ -128,5 +130,64 @@ describe('key release refusals', () => {
     expect(bad.body.appraisal.verdict).toBe('fail');
     expect(await nodeState(name)).toMatchObject({ lastVerdict: 'fail', lastRecordId: bad.body.recordId, machine });
     expect((await releaseKey(f, name, good.body.result)).body.code).toBe('KEYS_NODE_FAILING');
+  });
+
+  it('takes a request without a body as one with {}: released, or refused and recorded', async () => {
+    const name = 'no-body-0';
+    const a = await attest(f, h.sim, { runtimeData: { nodeName: name, machine: `${name}-machine`, purpose: 'unlock' } });
+    expect(a.body.appraisal.verdict).toBe('pass');
+    const bare = (authorization?: string) => f(`/v1/keys/disk/${name}`, { method: 'POST', headers: authorization ? { authorization } : {} });
+    const ok = await bare(`Bearer ${a.body.result}`);
+    expect(ok.status).toBe(200);
+    expect(((await ok.json()) as { epoch: number; jwe: string }).epoch).toBe(0);
+    const no = await bare();
+    expect(no.status).toBe(401);
+    expect(((await no.json()) as { code: string }).code).toBe('KEYS_NO_RESULT');
+    const recs = await records(f, `node=${name}&kind=key-release`);
+    expect(recs.map((r) => [r.record.verdict, r.record.body.outcome, r.record.body.code])).toEqual([
+      ['pass', 'released', undefined],
+      ['fail', 'refused', 'KEYS_NO_RESULT'],
+    ]);
+  });
+
+  it('refuses an epoch ahead of the current one (KEYS_BAD_EPOCH) and a result with no appraisal record behind it (KEYS_UNKNOWN_RESULT)', async () => {
+    const name = 'epoch-0';
+    const a = await attest(f, h.sim, { runtimeData: { nodeName: name, machine: `${name}-machine`, purpose: 'unlock' } });
+    const ahead = await releaseKey(f, name, a.body.result, { epoch: 1 });
+    expect(ahead.status).toBe(403);
+    expect(ahead.body.code).toBe('KEYS_BAD_EPOCH');
+    expect(await lastKeyRelease(name)).toMatchObject({ verdict: 'fail', body: { code: 'KEYS_BAD_EPOCH', appraisalId: a.body.recordId } });
+
+    // Signed with the verifier's own key (as a result whose record was lost would be), naming no record.
+    const key = h.v.keys.active;
+    const iat = Math.floor(Date.now() / 1000);
+    const jti = uuidV7(Date.now());
+    const claims = (await import('jose')).decodeJwt(a.body.result) as Parameters<typeof signResult>[0];
+    const orphan = await signResult({ ...claims, jti, iat, exp: iat + 60 }, key.privateKey, key.kid, { alg: key.alg });
+    const k = await releaseKey(f, name, orphan);
+    expect(k.status).toBe(403);
+    expect(k.body.code).toBe('KEYS_UNKNOWN_RESULT');
+    expect(await lastKeyRelease(name)).toMatchObject({ verdict: 'fail', body: { code: 'KEYS_UNKNOWN_RESULT', appraisalId: jti } });
+  });
+});
+
+describe('a verifier with the key broker switched off', () => {
+  let off: SimHarness;
+  beforeAll(async () => {
+    off = await simHarness({ nodeName: 'keys-off-0', edit: (c) => ({ ...c, keyBroker: { ...c.keyBroker, enabled: false } }) });
+  });
+  afterAll(async () => {
+    await off?.close();
+  });
+
+  it('still appraises, but refuses every key request with KEYS_DISABLED and records the refusal', async () => {
+    const g = fetcher(off.v.url);
+    const a = await attest(g, off.sim, { runtimeData: { nodeName: 'keys-off-0', machine: 'm-0', purpose: 'unlock' } });
+    expect(a.body.appraisal.verdict).toBe('pass');
+    const k = await releaseKey(g, 'keys-off-0', a.body.result);
+    expect(k.status).toBe(403);
+    expect(k.body.code).toBe('KEYS_DISABLED');
+    const recs = await records(g, 'node=keys-off-0&kind=key-release');
+    expect(recs.map((r) => r.record.body.code)).toEqual(['KEYS_DISABLED']);
   });
 });
