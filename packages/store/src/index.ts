@@ -2,7 +2,7 @@ export type { RecordStore, ChainVerification, NodeStateInput } from './store.js'
 export { DEFAULT_QUERY_LIMIT, MAX_QUERY_LIMIT } from './store.js';
 export { SqliteRecordStore, openSqliteStore } from './sqlite.js';
 export type { SqliteStoreOptions } from './sqlite.js';
-export { JetStreamRecordStore, openJetStreamStore } from './jetstream.js';
+export { JetStreamRecordStore, jetStreamNames, openJetStreamStore } from './jetstream.js';
 export type { JetStreamStoreOptions } from './jetstream.js';
 export { signRecord, openRecord, verifyRecord, recordHash, decodeRecordJws, RECORD_JWS_TYPE, GENESIS_PREV } from './records.js';
 export type { RecordSigner, OpenedRecord } from './records.js';

@@ -14,7 +14,7 @@ import { verifyEntries } from './chain.js';
 import type { ChainEntry } from './chain.js';
 import { makeNodeState } from './node-state.js';
 import { encodeCursor, matchesQuery, normalizeQuery } from './query.js';
-import { GENESIS_PREV, buildRecord, checkLogName, checkNodeName, decodeRecordJws, jwsPayloadHash, prepareDraft, signRecord } from './records.js';
+import { GENESIS_PREV, buildRecord, checkLogName, checkNodeName, checkSetting, decodeRecordJws, jwsPayloadHash, prepareDraft, signRecord } from './records.js';
 import type { RecordSigner } from './records.js';
 import type { ChainVerification, NodeStateInput, RecordStore } from './store.js';
 import { blobsToWrite, nonceKey, serialize } from './util.js';
@@ -34,6 +34,8 @@ export interface JetStreamStoreOptions {
   /** lifetime of replay entries; must cover the longest challenge ttl */
   nonceTtlMs?: number;
   nodeBucket?: string;
+  /** values replicas must agree on (pinSetting) */
+  settingsBucket?: string;
   /** record id → stream sequence, for get() */
   indexBucket?: string;
   /** object store of the blobs records name by SHA-256 */
@@ -44,6 +46,22 @@ export interface JetStreamStoreOptions {
   denyDelete?: boolean;
   now?: () => Date;
   maxRetries?: number;
+}
+
+/**
+ * The stream, subjects and buckets of one deployment, all named by its prefix (the verifier's
+ * `store.prefix`), so that two deployments on one NATS share nothing.
+ */
+export function jetStreamNames(prefix: string): Required<Pick<JetStreamStoreOptions, 'stream' | 'subjectPrefix' | 'nonceBucket' | 'nodeBucket' | 'indexBucket' | 'settingsBucket' | 'blobBucket'>> {
+  return {
+    stream: `${prefix.toUpperCase()}_RECORDS`,
+    subjectPrefix: `${prefix}.records`,
+    nonceBucket: `${prefix}-nonces`,
+    nodeBucket: `${prefix}-nodes`,
+    indexBucket: `${prefix}-record-ids`,
+    settingsBucket: `${prefix}-settings`,
+    blobBucket: `${prefix}-blobs`,
+  };
 }
 
 const WRONG_LAST_SEQUENCE = 10071;
@@ -83,6 +101,7 @@ export class JetStreamRecordStore implements RecordStore {
     private readonly nonces: KV,
     private readonly nodes: KV,
     private readonly index: KV,
+    private readonly settings: KV,
     private readonly blobs: ObjectStore,
     private readonly maxBlobBytes: number,
     private readonly signer: RecordSigner,
@@ -125,6 +144,7 @@ export class JetStreamRecordStore implements RecordStore {
       const nonces = await kvm.create(opts.nonceBucket ?? 'joinguard-nonces', { replicas, ttl: nonceTtlMs, history: 1 });
       const nodes = await kvm.create(opts.nodeBucket ?? 'joinguard-nodes', { replicas, history: 5 });
       const index = await kvm.create(opts.indexBucket ?? 'joinguard-record-ids', { replicas, history: 1 });
+      const settings = await kvm.create(opts.settingsBucket ?? 'joinguard-settings', { replicas, history: 1 });
       const blobs = await new Objm(nc).create(opts.blobBucket ?? 'joinguard-blobs', { replicas, storage: StorageType.File });
       return new JetStreamRecordStore(
         nc,
@@ -134,6 +154,7 @@ export class JetStreamRecordStore implements RecordStore {
         nonces,
         nodes,
         index,
+        settings,
         blobs,
         opts.maxBlobBytes ?? 64 * 1024 * 1024,
         opts.signer,
@@ -400,6 +421,21 @@ export class JetStreamRecordStore implements RecordStore {
       }
     }
     throw new JoinguardError('STORE_CONFLICT', `jetstream store: node ${name} kept changing; gave up after ${this.maxRetries} attempts`, { name }, { kind: 'internal' });
+  }
+
+  async pinSetting(name: string, value: string): Promise<string> {
+    checkSetting(name, value);
+    try {
+      // create() refuses a key that exists: the first replica's value stays, the others read it.
+      await this.settings.create(name, value).catch((e: unknown) => {
+        if (apiCode(e) !== WRONG_LAST_SEQUENCE) throw e;
+      });
+      const e = await this.settings.get(name);
+      if (e === null || e.operation !== 'PUT') throw new Error(`setting ${name} was not kept`);
+      return e.string();
+    } catch (e) {
+      throw io(e, `pinning setting ${name}`);
+    }
   }
 
   async listNodes(): Promise<NodeState[]> {

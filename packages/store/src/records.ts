@@ -35,6 +35,14 @@ export function checkNodeName(name: unknown): asserts name is string {
   }
 }
 
+const SETTING_RE = /^[a-z][a-z0-9-]{0,62}$/;
+
+/** A pinned setting: a short lowercase name (a valid KV key too) and a value of at most 4 KiB of text. */
+export function checkSetting(name: unknown, value: unknown): asserts name is string {
+  if (typeof name !== 'string' || !SETTING_RE.test(name)) throw inputError('STORE_BAD_SETTING', `setting name ${JSON.stringify(name)} must match ${SETTING_RE.source}`, { name });
+  if (typeof value !== 'string' || value.length === 0 || value.length > 4096) throw inputError('STORE_BAD_SETTING', `setting ${name} must be a non-empty string of at most 4096 characters`, { name });
+}
+
 /** Checks a draft and fixes its id and time; everything else the store fills in. */
 export function prepareDraft(draft: RecordDraft, now: Date): { id: string; time: string } {
   if (typeof draft !== 'object' || draft === null) throw badDraft('draft', 'must be an object');

@@ -35,6 +35,8 @@ export interface SqliteWriter {
   putNode(name: string, state: string): Promise<boolean>;
   /** Writes `state` only if the stored state is still `expected` (null: no state yet). */
   casNode(name: string, expected: string | null, state: string): Promise<boolean>;
+  /** Inserts the setting unless one of that name exists; true when inserted. */
+  pinSetting(name: string, value: string): Promise<boolean>;
   close(): Promise<void>;
 }
 
@@ -54,6 +56,7 @@ export function writeOps(db: Db): Ops {
   const nonceGc = db.prepare('DELETE FROM nonces WHERE expires_ms <= ?');
   const nonceAdd = db.prepare('INSERT OR IGNORE INTO nonces (key, expires_ms) VALUES (?, ?)');
   const nodeGet = db.prepare('SELECT state FROM nodes WHERE name = ?');
+  const settingAdd = db.prepare('INSERT OR IGNORE INTO settings (name, value) VALUES (?, ?)');
   const nodePut = db.prepare('INSERT INTO nodes (name, state) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET state = excluded.state');
   const insertTx = db.transaction((log: string, expectedLast: number, rows: unknown[], blobs: BlobInput[]) => {
     const head = last.get(log) as { seq: number } | undefined;
@@ -91,6 +94,9 @@ export function writeOps(db: Db): Ops {
     casNode(name, expected, state) {
       return casTx.immediate(name, expected, state);
     },
+    pinSetting(name, value) {
+      return settingAdd.run(name, value).changes === 1;
+    },
   };
 }
 
@@ -109,6 +115,7 @@ export function inlineWriter(db: Db): SqliteWriter {
     addNonce: (...a) => call('addNonce', ...a),
     putNode: (...a) => call('putNode', ...a),
     casNode: (...a) => call('casNode', ...a),
+    pinSetting: (...a) => call('pinSetting', ...a),
     close: () => Promise.resolve(),
   };
 }
@@ -198,6 +205,7 @@ export function threadWriter(path: string, timeoutMs: number): SqliteWriter {
     addNonce: (...a) => send('addNonce', a),
     putNode: (...a) => send('putNode', a),
     casNode: (...a) => send('casNode', a),
+    pinSetting: (...a) => send('pinSetting', a),
     async close() {
       if (!broken) await send('close', []).catch(() => undefined);
       await worker.terminate();

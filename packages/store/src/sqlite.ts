@@ -8,7 +8,7 @@ import { verifyEntries } from './chain.js';
 import type { ChainEntry } from './chain.js';
 import { makeNodeState } from './node-state.js';
 import { encodeCursor, normalizeQuery } from './query.js';
-import { GENESIS_PREV, buildRecord, checkLogName, checkNodeName, decodeRecordJws, prepareDraft, signRecord } from './records.js';
+import { GENESIS_PREV, buildRecord, checkLogName, checkNodeName, checkSetting, decodeRecordJws, prepareDraft, signRecord } from './records.js';
 import type { RecordSigner } from './records.js';
 import type { ChainVerification, NodeStateInput, RecordStore } from './store.js';
 import { blobsToWrite, nonceKey } from './util.js';
@@ -67,6 +67,10 @@ CREATE TABLE IF NOT EXISTS nodes (
   name  TEXT PRIMARY KEY,
   state TEXT NOT NULL
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS settings (
+  name  TEXT PRIMARY KEY,
+  value TEXT NOT NULL
+) WITHOUT ROWID;
 `;
 
 const CHAIN_PAGE = 500;
@@ -98,7 +102,7 @@ export class SqliteRecordStore implements RecordStore {
   private readonly now: () => Date;
   private readonly maxRetries: number;
   private readonly maxRecordBytes: number;
-  private readonly st: Record<'last' | 'byId' | 'chain' | 'logs' | 'nodeGet' | 'nodeList' | 'blob', Statement>;
+  private readonly st: Record<'last' | 'byId' | 'chain' | 'logs' | 'nodeGet' | 'nodeList' | 'blob' | 'setting', Statement>;
   /** Digests of the blobs this store wrote lately: a repeated blob is neither checked nor sent again. */
   private readonly knownBlobs = new BoundedMap<string, true>(4096);
   private readonly writer: SqliteWriter;
@@ -127,6 +131,7 @@ export class SqliteRecordStore implements RecordStore {
         nodeGet: this.db.prepare('SELECT state FROM nodes WHERE name = ?'),
         nodeList: this.db.prepare('SELECT state FROM nodes ORDER BY name'),
         blob: this.db.prepare('SELECT data FROM blobs WHERE sha256 = ?'),
+        setting: this.db.prepare('SELECT value FROM settings WHERE name = ?'),
       };
     } catch (e) {
       throw io(e, `opening ${opts.path}`);
@@ -391,6 +396,16 @@ export class SqliteRecordStore implements RecordStore {
 
   async listNodes(): Promise<NodeState[]> {
     return (this.st.nodeList.all() as { state: string }[]).map((r) => JSON.parse(r.state) as NodeState);
+  }
+
+  async pinSetting(name: string, value: string): Promise<string> {
+    checkSetting(name, value);
+    try {
+      await this.writer.pinSetting(name, value);
+    } catch (e) {
+      throw io(e, `writing setting ${name}`);
+    }
+    return (this.st.setting.get(name) as { value: string }).value;
   }
 
   async close(): Promise<void> {

@@ -46,6 +46,12 @@ export interface RecordStore {
    */
   updateNode(name: string, update: (current: NodeState | undefined) => NodeStateInput): Promise<NodeState>;
   listNodes(): Promise<NodeState[]>;
+  /**
+   * A value every process sharing this store must agree on (the verifier keeps a fingerprint of the secrets
+   * its replicas must share): stored under `name` when the store holds none yet, and whatever the store then
+   * holds is returned, so the caller compares it with its own. Never overwritten.
+   */
+  pinSetting(name: string, value: string): Promise<string>;
   close(): Promise<void>;
 }
 

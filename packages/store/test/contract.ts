@@ -312,4 +312,29 @@ export function runStoreContract(makeHarness: () => Promise<StoreHarness>): void
       expect(await codeOf(s.putNode('worker-2', { revoked: 'no' as never }))).toBe('STORE_BAD_NODE_STATE');
       expect(await codeOf(s.getNode('../etc'))).toBe('STORE_BAD_NODE_NAME');
     }));
+
+  it('pins a setting once, across replicas and reopens: the first value stays, every later caller reads it', () =>
+    withStore(async ({ h, s, key }) => {
+      const others = [await h.open({ signer: signerOf(key) }), await h.open({ signer: signerOf(key) })];
+      try {
+        // Three replicas start at once, each with its own value: all of them read the same winner.
+        const got = await Promise.all([s, ...others].map((r, i) => r.pinSetting('secrets', `value-${i}`)));
+        expect(new Set(got).size).toBe(1);
+        expect(['value-0', 'value-1', 'value-2']).toContain(got[0]);
+        expect(await others[0]!.pinSetting('secrets', 'another')).toBe(got[0]);
+        expect(await s.pinSetting('other-setting', 'x')).toBe('x');
+      } finally {
+        for (const o of others) await o.close();
+      }
+      await s.close();
+      const again = await h.open({ signer: signerOf(key) });
+      try {
+        expect(await again.pinSetting('secrets', 'after-reopen')).not.toBe('after-reopen');
+        expect(await codeOf(again.pinSetting('Bad Name', 'x'))).toBe('STORE_BAD_SETTING');
+        expect(await codeOf(again.pinSetting('fine', ''))).toBe('STORE_BAD_SETTING');
+        expect(await codeOf(again.pinSetting('fine', 'x'.repeat(4097)))).toBe('STORE_BAD_SETTING');
+      } finally {
+        await again.close();
+      }
+    }));
 }

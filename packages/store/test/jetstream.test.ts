@@ -19,9 +19,9 @@ afterAll(async () => {
 });
 
 /** Fresh stream and buckets per test on the one server. */
-function freshNames(): Pick<JetStreamStoreOptions, 'stream' | 'subjectPrefix' | 'nonceBucket' | 'nodeBucket' | 'indexBucket'> {
+function freshNames(): Pick<JetStreamStoreOptions, 'stream' | 'subjectPrefix' | 'nonceBucket' | 'nodeBucket' | 'indexBucket' | 'settingsBucket'> {
   const t = `T${++n}`;
-  return { stream: `JG_${t}`, subjectPrefix: `jg.${t}.records`, nonceBucket: `jg-${t}-nonces`, nodeBucket: `jg-${t}-nodes`, indexBucket: `jg-${t}-ids` };
+  return { stream: `JG_${t}`, subjectPrefix: `jg.${t}.records`, nonceBucket: `jg-${t}-nonces`, nodeBucket: `jg-${t}-nodes`, indexBucket: `jg-${t}-ids`, settingsBucket: `jg-${t}-settings` };
 }
 
 describe('JetStream store: contract', () => {

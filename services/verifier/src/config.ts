@@ -191,8 +191,8 @@ export function loadConfig(opts: { file?: string; env?: NodeJS.ProcessEnv } = {}
     const problems = (validate.errors ?? []).map((e) => `${e.instancePath || '/'} ${e.message ?? 'is invalid'}${e.params && 'additionalProperty' in e.params ? ` (${String(e.params.additionalProperty)})` : ''}`);
     throw inputError('CONFIG_INVALID', `invalid configuration${file ? ` in ${file}` : ''}: ${problems.join('; ')}`, { problems });
   }
-  const pools = poolProblems((raw as { policy?: { pools?: PolicyPoolConfig[] } }).policy?.pools ?? []);
-  if (pools.length > 0) throw inputError('CONFIG_INVALID', `invalid configuration${file ? ` in ${file}` : ''}: ${pools.join('; ')}`, { problems: pools });
+  const problems = [...poolProblems((raw as { policy?: { pools?: PolicyPoolConfig[] } }).policy?.pools ?? []), ...settingProblems(raw as Partial2<VerifierConfig>)];
+  if (problems.length > 0) throw inputError('CONFIG_INVALID', `invalid configuration${file ? ` in ${file}` : ''}: ${problems.join('; ')}`, { problems });
   return resolveConfig(raw as Partial2<VerifierConfig>, base);
 }
 
@@ -231,6 +231,16 @@ export function poolProblems(pools: readonly PolicyPoolConfig[]): string[] {
   return problems;
 }
 
+/** What the schema cannot say: settings that are each valid but do not work together. */
+function settingProblems(c: Partial2<VerifierConfig>): string[] {
+  const problems: string[] = [];
+  const mtlsNames = Object.keys(c.auth?.mtlsRoles ?? {});
+  if (mtlsNames.length > 0 && !c.tls?.clientCa) {
+    problems.push(`/auth/mtlsRoles gives roles to client certificates (${mtlsNames.join(', ')}), but /tls/clientCa is not set, so no client certificate is ever asked for`);
+  }
+  return problems;
+}
+
 function applyEnv(raw: Record<string, unknown>, env: NodeJS.ProcessEnv): void {
   const section = (k: string): Record<string, unknown> => {
     const v = raw[k];
@@ -246,7 +256,13 @@ function applyEnv(raw: Record<string, unknown>, env: NodeJS.ProcessEnv): void {
   }
   if (env.JOINGUARD_CLUSTER_ID) raw.clusterId = env.JOINGUARD_CLUSTER_ID;
   if (env.JOINGUARD_DATA_DIR) raw.dataDir = env.JOINGUARD_DATA_DIR;
-  if (env.JOINGUARD_NATS_SERVERS) raw.store = { kind: 'jetstream', servers: env.JOINGUARD_NATS_SERVERS.split(',').map((s) => s.trim()).filter(Boolean) };
+  if (env.JOINGUARD_NATS_SERVERS) {
+    // The servers replace the file's; the rest of a JetStream store section (replicas, prefix) is kept, since
+    // a replica whose prefix fell back to the default would write to another stream than its peers.
+    const file = raw.store as Record<string, unknown> | undefined;
+    const kept = file && typeof file === 'object' && !Array.isArray(file) && file.kind === 'jetstream' ? file : {};
+    raw.store = { ...kept, kind: 'jetstream', servers: env.JOINGUARD_NATS_SERVERS.split(',').map((s) => s.trim()).filter(Boolean) };
+  }
   if (env.JOINGUARD_POLICY) section('policy').file = env.JOINGUARD_POLICY;
   if (env.JOINGUARD_LOG_LEVEL) raw.logLevel = env.JOINGUARD_LOG_LEVEL;
   if (env.JOINGUARD_CRYPTO_P384) section('crypto').p384 = env.JOINGUARD_CRYPTO_P384;

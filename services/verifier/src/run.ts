@@ -1,10 +1,11 @@
+import { createHmac } from 'node:crypto';
 import { readFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import pino from 'pino';
 import { inputError, isJoinguardError, JoinguardError } from '@joinguard/core';
 import { defaultPolicy, loadPolicy, policyDigest, type Policy } from '@joinguard/policy';
-import { openJetStreamStore, openSqliteStore, type RecordStore } from '@joinguard/store';
+import { jetStreamNames, openJetStreamStore, openSqliteStore, type RecordStore } from '@joinguard/store';
 import { ChainCache, NETTLE_LIBRARIES, p384FallbackReason, useP384Backend } from '@joinguard/snp';
 import { PckChainCache } from '@joinguard/tdx';
 import { defaultTrust, type AppraisalTrust } from './appraise/index.js';
@@ -122,6 +123,28 @@ export async function startVerifier(config: VerifierConfig, opts: { testHooks?: 
   else if (tables && !tables.enabled && config.crypto.p384KeyTables) {
     logger.warn({ backend: p384.name, library: p384.library, reason: tables.reason }, `ECDSA P-384 verification by ${p384.library}, without per-key tables (${tables.reason}), which is slower`);
   } else logger.info({ backend: p384.label, library: p384.library }, `ECDSA P-384 verification by ${p384.library}${tables?.enabled ? ' with per-key tables' : ''}`);
+  // Every file the configuration names is read (and every secret created) before the signing keys and the
+  // store are opened, so that a wrong path stops the start with the setting's name and nothing written.
+  const readSetting = (setting: string, path: string): Buffer => {
+    try {
+      return readFileSync(path);
+    } catch (e) {
+      throw inputError('CONFIG_FILE_UNREADABLE', `${setting}: ${path} cannot be read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { setting, path });
+    }
+  };
+  const trust = defaultTrust({
+    snpTestRootsPem: config.trust.snpTestRoots.map((f, i) => readSetting(`trust.snpTestRoots[${i}]`, f).toString('utf8')),
+    tdxTestRootsPem: config.trust.tdxTestRoots.map((f, i) => readSetting(`trust.tdxTestRoots[${i}]`, f).toString('utf8')),
+    ...(config.trust.tdxCollateralDir ? { tdxCollateralDir: config.trust.tdxCollateralDir } : {}),
+    ...(config.trust.snpCollateralDir ? { snpCollateralDir: config.trust.snpCollateralDir } : {}),
+  });
+  const https = config.tls
+    ? { key: readSetting('tls.key', config.tls.key), cert: readSetting('tls.cert', config.tls.cert), ...(config.tls.clientCa ? { ca: readSetting('tls.clientCa', config.tls.clientCa) } : {}) }
+    : undefined;
+  const tokens = config.auth.tokensFile ? loadTokens(config.auth.tokensFile) : [];
+  const pools = loadPools(config, now(), logger);
+  const challengeMacKey = loadOrCreateSecret(config.challenge.macKeyFile, 'challenge MAC key');
+  const masterSecret = config.keyBroker.enabled ? loadMasterSecretOrCreate(config.keyBroker.masterSecretFile) : undefined;
   const keys = await SigningKeys.open({
     dir: config.signing.keysDir,
     alg: config.signing.alg,
@@ -137,23 +160,17 @@ export async function startVerifier(config: VerifierConfig, opts: { testHooks?: 
   const store: RecordStore =
     config.store.kind === 'sqlite'
       ? openSqliteStore({ path: config.store.path, signer, now })
-      : await openJetStreamStore({ servers: config.store.servers, replicas: config.store.replicas, signer, now, stream: `${config.store.prefix.toUpperCase()}_RECORDS`, subjectPrefix: `${config.store.prefix}.records` });
+      : // The buckets are named by the prefix too: two deployments on one NATS share no nonce or node state.
+        await openJetStreamStore({ servers: config.store.servers, replicas: config.store.replicas, signer, now, ...jetStreamNames(config.store.prefix) });
   try {
+    if (masterSecret) await checkSharedDiskSecret(store, masterSecret, config);
     // Rotation while running: the timer is unref'd and only checks; a due key is rotated under the folder's lock.
     keys.startMaintenance(config.signing.checkIntervalSeconds * 1000);
-    const pools = loadPools(config, now(), logger);
     const metrics = new VerifierMetrics({ defaultMetrics: true });
     metrics.cryptoBackend.set({ operation: 'ecdsa_p384_verify', backend: p384.name, library: p384.library }, 1);
     metrics.p384KeyTablesFrom(() => {
       const t = p384.keyTables?.();
       return t?.enabled ? t : undefined;
-    });
-    const readPems = (files: string[]) => files.map((f) => readFileSync(f, 'utf8'));
-    const trust = defaultTrust({
-      snpTestRootsPem: readPems(config.trust.snpTestRoots),
-      tdxTestRootsPem: readPems(config.trust.tdxTestRoots),
-      ...(config.trust.tdxCollateralDir ? { tdxCollateralDir: config.trust.tdxCollateralDir } : {}),
-      ...(config.trust.snpCollateralDir ? { snpCollateralDir: config.trust.snpCollateralDir } : {}),
     });
     watchCollateral(trust, metrics, now);
     const verifier = new Verifier({
@@ -164,10 +181,10 @@ export async function startVerifier(config: VerifierConfig, opts: { testHooks?: 
       policyDir: policyStateDir(config),
       trust,
       caches: { snpChains: new ChainCache(), tdxPck: new PckChainCache() },
-      challengeMacKeys: [loadOrCreateSecret(config.challenge.macKeyFile, 'challenge MAC key')],
+      challengeMacKeys: [challengeMacKey],
       challengeTtlSec: config.challenge.ttlSeconds,
       resultTtlSec: config.results.ttlSeconds,
-      ...(config.keyBroker.enabled ? { masterSecret: loadMasterSecretOrCreate(config.keyBroker.masterSecretFile) } : {}),
+      ...(masterSecret ? { masterSecret } : {}),
       clusterId: config.clusterId,
       keyEpoch: config.keyBroker.epoch,
       issuer: `joinguard:${config.clusterId}`,
@@ -182,11 +199,11 @@ export async function startVerifier(config: VerifierConfig, opts: { testHooks?: 
     const app = await buildServer({
       verifier,
       metrics,
-      tokens: config.auth.tokensFile ? loadTokens(config.auth.tokensFile) : [],
+      tokens,
       mtlsRoles: config.auth.mtlsRoles,
       attestPerMinute: config.rateLimit.attestPerMinute,
       logger,
-      ...(config.tls ? { https: { key: readFileSync(config.tls.key), cert: readFileSync(config.tls.cert), ...(config.tls.clientCa ? { ca: readFileSync(config.tls.clientCa) } : {}) } } : {}),
+      ...(https ? { https } : {}),
       ready: async () => {
         await store.logs();
         return true;
@@ -244,6 +261,23 @@ function watchCollateral(trust: AppraisalTrust, metrics: VerifierMetrics, now: (
   metrics.collateralFetchFailures.inc({ kind: 'tdx' }, 0);
   if (snp) metrics.collateralFetchFailures.inc({ kind: 'snp_vcek' }, 0);
   trust.onCollateralMiss = (kind) => metrics.collateralFetchFailures.inc({ kind });
+}
+
+/**
+ * Disk keys are derived from the master secret and the cluster id: replicas of one store that read different
+ * ones would hand a node another key than the one its disk was sealed with (a replica started on a data folder
+ * of its own creates a secret of its own). The first verifier of a store pins a fingerprint of the two
+ * (HMAC-SHA256 keyed by the secret, which reveals nothing of it); one that differs is refused at start.
+ */
+export async function checkSharedDiskSecret(store: RecordStore, masterSecret: Uint8Array, config: VerifierConfig): Promise<void> {
+  const mine = createHmac('sha256', masterSecret).update(`joinguard/pin/disk-keys/v1\0${config.clusterId}`).digest('hex');
+  const pinned = await store.pinSetting('disk-keys', mine);
+  if (pinned === mine) return;
+  throw inputError(
+    'CONFIG_DISK_SECRET_MISMATCH',
+    `the disk-key master secret (${config.keyBroker.masterSecretFile}) or clusterId (${config.clusterId}) is not the one the other verifiers of this store use: every replica must read the same secret file and cluster id, or nodes would be given keys that do not open their disks (fingerprint here ${mine.slice(0, 16)}…, in the store ${pinned.slice(0, 16)}…)`,
+    { masterSecretFile: config.keyBroker.masterSecretFile, clusterId: config.clusterId, fingerprint: mine, pinned },
+  );
 }
 
 function loadMasterSecretOrCreate(path: string): Uint8Array {

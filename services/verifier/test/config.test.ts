@@ -44,6 +44,23 @@ describe('verifier configuration', () => {
     expect(c.store).toEqual({ kind: 'jetstream', servers: ['nats://127.0.0.1:4222', 'nats://127.0.0.2:4222'], replicas: 3, prefix: 'joinguard' });
   });
 
+  it('keeps the JetStream replicas and prefix of the file when JOINGUARD_NATS_SERVERS names the servers', () => {
+    const f = cfgFile('store: { kind: jetstream, servers: [nats://10.0.0.1:4222], replicas: 5, prefix: prod }\n');
+    expect(loadConfig({ file: f, env: { JOINGUARD_NATS_SERVERS: 'nats://10.0.0.9:4222' } }).store).toEqual({ kind: 'jetstream', servers: ['nats://10.0.0.9:4222'], replicas: 5, prefix: 'prod' });
+    // A SQLite store in the file has nothing to keep: the variable switches to JetStream with its defaults.
+    const g = cfgFile('store: { kind: sqlite, path: ./r.sqlite }\n');
+    expect(loadConfig({ file: g, env: { JOINGUARD_NATS_SERVERS: 'nats://10.0.0.9:4222' } }).store).toEqual({ kind: 'jetstream', servers: ['nats://10.0.0.9:4222'], replicas: 3, prefix: 'joinguard' });
+  });
+
+  it('refuses client-certificate roles without a client CA, which would never be asked for', () => {
+    const e = thrown(() => loadConfig({ file: cfgFile('tls: { cert: c.pem, key: k.pem }\nauth: { mtlsRoles: { ops: [admin] } }\n'), env: {} }));
+    expect(e.code).toBe('CONFIG_INVALID');
+    expect(e.message).toContain('/auth/mtlsRoles');
+    expect(e.message).toContain('/tls/clientCa');
+    expect(thrown(() => loadConfig({ file: cfgFile('auth: { mtlsRoles: { ops: [admin] } }\n'), env: {} })).code).toBe('CONFIG_INVALID');
+    expect(loadConfig({ file: cfgFile('tls: { cert: c.pem, key: k.pem, clientCa: ca.pem }\nauth: { mtlsRoles: { ops: [admin] } }\n'), env: {} }).auth.mtlsRoles).toEqual({ ops: ['admin'] });
+  });
+
   it('names every invalid setting', () => {
     const e = thrown(() => loadConfig({ file: cfgFile('listen: { port: 70000 }\nchallenge: { ttlSeconds: 1 }\nbogus: 1\n'), env: {} }));
     expect(e.code).toBe('CONFIG_INVALID');

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { repoRoot } from '@joinguard/core/testing';
 import { generateSigningKey, verifyResult, type AttestResponse, type Evidence, type PolicyListResponse, type RuntimeData, type SignedRecord } from '@joinguard/protocol';
 import { teeKeyPair } from '@joinguard/simcvm';
-import { openJetStreamStore, type RecordStore } from '@joinguard/store';
+import { jetStreamNames, openJetStreamStore, type RecordStore } from '@joinguard/store';
 import { policyDigest, type Policy } from '@joinguard/policy';
 import YAML from 'yaml';
 import { startNatsServer, type NatsServer } from '../../../packages/store/test/nats.js';
@@ -103,7 +103,7 @@ beforeAll(async () => {
   fa = fetcher(a.url);
   fb = fetcher(b.url);
   const reader = await generateSigningKey();
-  store = await openJetStreamStore({ servers: nats.url, stream: `${PREFIX.toUpperCase()}_RECORDS`, subjectPrefix: `${PREFIX}.records`, signer: { kid: reader.kid, privateKey: reader.privateKey } });
+  store = await openJetStreamStore({ servers: nats.url, ...jetStreamNames(PREFIX), signer: { kid: reader.kid, privateKey: reader.privateKey } });
 });
 
 afterAll(async () => {
@@ -258,6 +258,37 @@ describe('two verifier replicas on one JetStream', () => {
     expect(reappraised).toHaveLength(counts.appraisals!);
     expect(reappraised.every((x) => x.same)).toBe(true);
     expect(all.every((r) => /^[0-9a-f]{64}$/.test((r.record.body.evidenceBlobs as { eventLog?: string } | undefined)?.eventLog ?? ''))).toBe(true);
+  });
+});
+
+describe('a replica whose disk-key secret differs from the others', () => {
+  it('is refused at start with CONFIG_DISK_SECRET_MISMATCH (a data folder of its own made it a secret of its own), and so is another cluster id', async () => {
+    const eData = join(h.dir, 'data-e');
+    mkdirSync(eData);
+    const own = { ...h.config, dataDir: eData, store: { kind: 'jetstream' as const, servers: [nats.url], replicas: 1, prefix: PREFIX } };
+    const logsBefore = await store.logs();
+    const counts = async () => Promise.all(logsBefore.map(async (l) => (await store.query({ log: l, limit: 1000 })).records.length));
+    const before = await counts();
+    for (const config of [
+      { ...own, keyBroker: { ...own.keyBroker, masterSecretFile: join(eData, 'disk-master.key') } },
+      { ...own, clusterId: 'another-cluster' },
+    ]) {
+      const err = await startVerifier(config).then(
+        async (v) => {
+          await v.close();
+          return undefined;
+        },
+        (e: unknown) => e as { code?: string; message?: string },
+      );
+      expect(err?.code).toBe('CONFIG_DISK_SECRET_MISMATCH');
+      expect(err?.message).toContain('every replica must read the same secret file and cluster id');
+    }
+    // Nothing was recorded by the refused starts (a start records the policies in force only after the check).
+    expect(await store.logs()).toEqual(logsBefore);
+    expect(await counts()).toEqual(before);
+    // The same secret and cluster id from another folder is a replica like A and B.
+    const same = await startVerifier(own);
+    await same.close();
   });
 });
 
