@@ -43,6 +43,25 @@ describe('verifier start', () => {
     }
   });
 
+  it('refuses a token file it cannot read or that is not a list of named, hashed tokens with roles', async () => {
+    const cases: [string, string | undefined][] = [
+      ['AUTH_TOKENS_UNREADABLE', undefined],
+      ['AUTH_TOKENS_UNREADABLE', 'tokens: [unclosed\n'],
+      ['AUTH_TOKENS_INVALID', 'tokens: 3\n'],
+      ['AUTH_TOKENS_INVALID', 'tokens:\n  - name: ops\n    sha256: abc\n    roles: [admin]\n'],
+      ['AUTH_TOKENS_INVALID', `tokens:\n  - name: ops\n    sha256: ${'ab'.repeat(32)}\n`],
+    ];
+    for (const [code, text] of cases) {
+      const { dir, config } = base();
+      const tokensFile = join(dir, 'tokens.yaml');
+      if (text !== undefined) writeFileSync(tokensFile, text);
+      const e = await refusal({ ...config, auth: { ...config.auth, tokensFile } });
+      expect(e.code, text).toBe(code);
+      expect(e.message).toContain(tokensFile);
+      expect(existsSync(config.dataDir) ? readdirSync(config.dataDir) : [], text).toEqual([]);
+    }
+  });
+
   it('refuses a store that served another disk-key secret or cluster id, and starts again with its own', async () => {
     const { dir, config } = base();
     const first = await startVerifier(config, { listen: false });
