@@ -73,6 +73,9 @@ describe('simulated SNP CVM (software vTPM)', () => {
     ['teeKey', { teeKey: otherTeeKey() }],
     ['kubeletKeySha256', { kubeletKeySha256: 'ab'.repeat(32) }],
     ['purpose', { purpose: 'unlock' as const }],
+    // the disk key is derived from the machine: a machine named after binding must not pass
+    ['machine', { machine: 'another-machine' }],
+    ['providerId', { providerId: 'azure:///subscriptions/x/another' }],
   ] as const) {
     it(`runtimeData.${what} changed after binding fails binding.reportData`, async () => {
       const o = await appraiseEvidence(await sim.evidence({ tamper: { runtimeDataAfterBinding: change } }), ctxFor(sim));
