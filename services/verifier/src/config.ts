@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { dirname, resolve } from 'node:path';
 import Ajv from 'ajv';
 import YAML from 'yaml';
@@ -13,7 +14,8 @@ import { P384_BACKEND_CHOICES, type P384BackendChoice } from '@joinguard/snp';
  * that no file or variable can reach.
  */
 export interface VerifierConfig {
-  listen: { host: string; port: number };
+  /** trustedProxies: the addresses (or CIDR ranges) of the reverse proxies in front, whose X-Forwarded-For is believed */
+  listen: { host: string; port: number; trustedProxies?: string[] };
   tls?: { cert: string; key: string; clientCa?: string };
   clusterId: string;
   dataDir: string;
@@ -71,7 +73,15 @@ const schema = {
   type: 'object',
   additionalProperties: false,
   properties: {
-    listen: { type: 'object', additionalProperties: false, properties: { host: { type: 'string', minLength: 1 }, port: { type: 'integer', minimum: 0, maximum: 65535 } } },
+    listen: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        host: { type: 'string', minLength: 1 },
+        port: { type: 'integer', minimum: 0, maximum: 65535 },
+        trustedProxies: { type: 'array', maxItems: 64, items: { type: 'string', minLength: 1, maxLength: 64 } },
+      },
+    },
     tls: { type: 'object', additionalProperties: false, required: ['cert', 'key'], properties: { cert: { type: 'string' }, key: { type: 'string' }, clientCa: { type: 'string' } } },
     clusterId: { type: 'string', minLength: 1, maxLength: 253 },
     dataDir: { type: 'string', minLength: 1 },
@@ -231,9 +241,20 @@ export function poolProblems(pools: readonly PolicyPoolConfig[]): string[] {
   return problems;
 }
 
+function isAddressOrRange(s: string): boolean {
+  const [addr, bits, ...rest] = s.split('/');
+  const family = isIP(addr ?? '');
+  if (family === 0 || rest.length > 0) return false;
+  if (bits === undefined) return true;
+  return /^[0-9]{1,3}$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128);
+}
+
 /** What the schema cannot say: settings that are each valid but do not work together. */
 function settingProblems(c: Partial2<VerifierConfig>): string[] {
   const problems: string[] = [];
+  (c.listen?.trustedProxies ?? []).forEach((p, i) => {
+    if (!isAddressOrRange(p)) problems.push(`/listen/trustedProxies/${i} ${JSON.stringify(p)} is not an IP address or CIDR range`);
+  });
   const mtlsNames = Object.keys(c.auth?.mtlsRoles ?? {});
   if (mtlsNames.length > 0 && !c.tls?.clientCa) {
     problems.push(`/auth/mtlsRoles gives roles to client certificates (${mtlsNames.join(', ')}), but /tls/clientCa is not set, so no client certificate is ever asked for`);

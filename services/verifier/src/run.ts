@@ -202,6 +202,7 @@ export async function startVerifier(config: VerifierConfig, opts: { testHooks?: 
       tokens,
       mtlsRoles: config.auth.mtlsRoles,
       attestPerMinute: config.rateLimit.attestPerMinute,
+      ...(config.listen.trustedProxies ? { trustedProxies: config.listen.trustedProxies } : {}),
       logger,
       ...(https ? { https } : {}),
       ready: async () => {

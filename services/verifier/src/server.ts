@@ -38,6 +38,8 @@ export interface ServerOptions {
   tokens: TokenEntry[];
   mtlsRoles: Record<string, Role[]>;
   attestPerMinute: number;
+  /** reverse proxies whose X-Forwarded-For names the client (addresses or CIDR ranges); none: the peer is the client */
+  trustedProxies?: string[];
   /** a pino logger; none logs nothing */
   logger?: FastifyBaseLogger;
   https?: { key: Buffer; cert: Buffer; ca?: Buffer };
@@ -111,8 +113,9 @@ export async function buildServer(o: ServerOptions): Promise<FastifyInstance> {
     ...(o.logger ? { loggerInstance: o.logger } : { logger: false }),
     bodyLimit: 1024 * 1024,
     ...(o.https ? { https: { key: o.https.key, cert: o.https.cert, ...(o.https.ca ? { ca: o.https.ca, requestCert: true, rejectUnauthorized: false } : {}) } } : {}),
-    // Never trust a proxy's forwarded address unless deployed behind one; rate limits key on the peer.
-    trustProxy: false,
+    // A forwarded address is believed only from the proxies the configuration names; rate limits key on the
+    // client address that gives (the peer's own address without them).
+    trustProxy: o.trustedProxies && o.trustedProxies.length > 0 ? o.trustedProxies : false,
   });
   // Query strings and path parameters arrive as text and are coerced to their schema's types; bodies are JSON
   // and are taken exactly as sent: a coerced body would be stored and hashed as something the client never sent.
@@ -132,7 +135,7 @@ export async function buildServer(o: ServerOptions): Promise<FastifyInstance> {
   await app.register(fastifySwaggerUi, { routePrefix: '/docs' });
   await app.register(fastifyRateLimit, {
     global: false,
-    keyGenerator: (req) => req.socket.remoteAddress ?? 'unknown',
+    keyGenerator: (req) => req.ip || 'unknown',
     errorResponseBuilder: (_req, ctx) => ({ statusCode: 429, code: 'RATE_LIMITED', message: `rate limit exceeded: at most ${ctx.max} requests per ${ctx.after}`, details: {} }),
   });
 

@@ -61,6 +61,16 @@ describe('verifier configuration', () => {
     expect(loadConfig({ file: cfgFile('tls: { cert: c.pem, key: k.pem, clientCa: ca.pem }\nauth: { mtlsRoles: { ops: [admin] } }\n'), env: {} }).auth.mtlsRoles).toEqual({ ops: ['admin'] });
   });
 
+  it('takes listen.trustedProxies as IP addresses or CIDR ranges, and names the entries that are not', () => {
+    expect(loadConfig({ file: cfgFile('listen: { trustedProxies: [10.0.0.1, 10.1.0.0/16, "fd00::/8", "::1"] }\n'), env: {} }).listen.trustedProxies).toEqual(['10.0.0.1', '10.1.0.0/16', 'fd00::/8', '::1']);
+    const e = thrown(() => loadConfig({ file: cfgFile('listen: { trustedProxies: [10.0.0.1, proxy.local, 10.0.0.0/33, "1.2.3.4/8/1"] }\n'), env: {} }));
+    expect(e.code).toBe('CONFIG_INVALID');
+    expect(e.message).toContain('/listen/trustedProxies/1 "proxy.local"');
+    expect(e.message).toContain('/listen/trustedProxies/2');
+    expect(e.message).toContain('/listen/trustedProxies/3');
+    expect(e.message).not.toContain('/listen/trustedProxies/0');
+  });
+
   it('names every invalid setting', () => {
     const e = thrown(() => loadConfig({ file: cfgFile('listen: { port: 70000 }\nchallenge: { ttlSeconds: 1 }\nbogus: 1\n'), env: {} }));
     expect(e.code).toBe('CONFIG_INVALID');

@@ -40,11 +40,12 @@ describe('attester rate limit', () => {
     expect(body.code).toBe('RATE_LIMITED');
     expect(body.message).toMatch(/rate limit/);
     expect(body.details).toEqual({});
-    // Still limited, and only 3 challenges were issued.
+    // Still limited, and only 3 challenges were issued; a forwarded address changes nothing when no proxy is trusted.
     expect((await fetch(v.url + '/v1/challenge')).status).toBe(429);
+    expect((await fetch(v.url + '/v1/challenge', { headers: { 'x-forwarded-for': '203.0.113.7' } })).status).toBe(429);
     const metrics = await (await fetch(v.url + '/metrics')).text();
     expect(metrics).toMatch(/^joinguard_challenges_issued_total 3$/m);
-    expect(metrics).toMatch(/^joinguard_rejections_total\{code="RATE_LIMITED"\} 2$/m);
+    expect(metrics).toMatch(/^joinguard_rejections_total\{code="RATE_LIMITED"\} 3$/m);
   });
 
   it('limits /v1/attest and /v1/keys/disk the same way, before looking at the body', async () => {
@@ -76,5 +77,25 @@ describe('attester rate limit', () => {
       expect((await fetch(v.url + '/readyz')).status).toBe(200);
       expect((await (await fetch(v.url + '/metrics')).text()).length).toBeGreaterThan(0);
     }
+  });
+});
+
+describe('behind a trusted reverse proxy (listen.trustedProxies)', () => {
+  let proxied: RunningVerifier;
+  beforeAll(async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'jg-ratelimit-proxy-'));
+    proxied = await startVerifier({ ...defaultConfig(dir), listen: { host: '127.0.0.1', port: 0, trustedProxies: ['127.0.0.0/8'] }, logLevel: 'silent', rateLimit: { attestPerMinute: 3 } });
+  });
+  afterAll(async () => {
+    await proxied?.close();
+  });
+
+  it('limits each client the proxy names, not the proxy as a whole', async () => {
+    const from = (client: string) => fetch(proxied.url + '/v1/challenge', { headers: { 'x-forwarded-for': client } });
+    for (let i = 0; i < 3; i++) expect((await from('198.51.100.1')).status, `client 1, request ${i + 1}`).toBe(200);
+    expect((await from('198.51.100.1')).status).toBe(429);
+    // Another client behind the same proxy has its own allowance.
+    for (let i = 0; i < 3; i++) expect((await from('198.51.100.2')).status, `client 2, request ${i + 1}`).toBe(200);
+    expect((await from('198.51.100.2')).status).toBe(429);
   });
 });
