@@ -152,8 +152,9 @@ describe('SQLite store: any edit of a stored record is caught', () => {
           tamper(path, (db) => setJws(db, seq, `${h}.${edited}.${sig}`));
           try {
             const v = await s.verifyChain('attest', keys);
-            // The last character of a base64url segment has spare bits; an edit there may leave the bytes alone.
-            if (Buffer.from(edited, 'base64url').equals(Buffer.from(p, 'base64url'))) expect(v.ok).toBe(true);
+            // The signature covers the base64url text, so any other text fails, even one that decodes to the
+            // same bytes (an edit of the spare bits of the last character; the next test makes one on purpose).
+            if (edited === p) expect(v.ok).toBe(true);
             else expect(v).toMatchObject({ ok: false, firstBadSeq: seq, count: seq - 1 });
           } finally {
             tamper(path, (db) => setJws(db, seq, original));
@@ -162,6 +163,35 @@ describe('SQLite store: any edit of a stored record is caught', () => {
         { numRuns: 40 },
       );
       expect((await s.verifyChain('attest', keys)).ok).toBe(true);
+    } finally {
+      await s.close();
+      cleanup();
+    }
+  });
+
+  it('an edit of only the spare bits of the last base64url character (same bytes) fails the chain too', async () => {
+    const { path, key, cleanup } = await filledStore(6);
+    const s = openSqliteStore({ path, signer: { kid: key.kid, privateKey: key.privateKey } });
+    const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+    try {
+      let edits = 0;
+      for (let seq = 1; seq <= 6; seq++) {
+        let original = '';
+        tamper(path, (db) => (original = jwsOf(db, seq)));
+        const [h, p, sig] = original.split('.') as [string, string, string];
+        if (p.length % 4 === 0) continue; // no spare bits
+        const last = alphabet.indexOf(p.at(-1)!);
+        const edited = p.slice(0, -1) + alphabet[last ^ 1];
+        expect(Buffer.from(edited, 'base64url').equals(Buffer.from(p, 'base64url'))).toBe(true);
+        tamper(path, (db) => setJws(db, seq, `${h}.${edited}.${sig}`));
+        try {
+          expect(await s.verifyChain('attest', { keys: [key.publicJwk] })).toMatchObject({ ok: false, firstBadSeq: seq });
+          edits++;
+        } finally {
+          tamper(path, (db) => setJws(db, seq, original));
+        }
+      }
+      expect(edits).toBeGreaterThan(0);
     } finally {
       await s.close();
       cleanup();
