@@ -11,6 +11,9 @@ import type { BlobInput, Evidence } from './types.js';
  *   could not even carry the largest ones;
  * - the certificates and CRL of `hardware.certs` (`evidenceBlobs.certs.<name>`, the digest of the text as it
  *   came, PEM or base64): the VCEK and its chain belong to the host, the same for every node on it.
+ * - an event log that is not the standard base64 of its bytes, and the IMA log (`evidenceBlobs.texts.<field>`,
+ *   the digest of the text as it came, UTF-8): such a log fails its appraisal, but must still be recorded, and
+ *   kept inline it could make the record larger than a JetStream message may be.
  * The digests are inside the signed record, so the blobs are as tamper-evident as the record itself.
  */
 export interface RecordedEvidence {
@@ -22,7 +25,12 @@ export interface RecordedEvidence {
 export interface EvidenceBlobRefs {
   eventLog?: string;
   certs?: Record<string, string>;
+  texts?: Partial<Record<TextField, string>>;
 }
+
+/** Top-level evidence fields that may be kept as the blob of their text. */
+const TEXT_FIELDS = ['eventLog', 'imaLog'] as const;
+type TextField = (typeof TEXT_FIELDS)[number];
 
 /** The entries of `hardware.certs` kept as blobs: certificates and CRLs, never per-appraisal data (tdQuote). */
 export const CERT_BLOB_NAMES: readonly string[] = ['vcek', 'vlek', 'ask', 'asvk', 'ark', 'chain', 'crl'];
@@ -78,16 +86,28 @@ export function recordedEvidence(evidence: Evidence): RecordedEvidence {
   const blobs: BlobInput[] = [];
   const refs: EvidenceBlobRefs = {};
   let kept = evidence as unknown as Record<string, unknown>;
-  const { eventLog } = evidence;
+  const addBlob = (blob: BlobInput) => {
+    // One blob per digest, even where two entries hold the same content.
+    if (!blobs.some((b) => b.sha256 === blob.sha256)) blobs.push(blob);
+  };
+  const asText = (field: TextField, text: string) => {
+    const blob = textBlob(text, 'cert');
+    const { [field]: _inBlob, ...rest } = kept;
+    kept = rest;
+    (refs.texts ??= {})[field] = blob.sha256;
+    addBlob(blob);
+  };
+  const { eventLog, imaLog } = evidence as { eventLog?: unknown; imaLog?: unknown };
   if (typeof eventLog === 'string' && eventLog.length > 0) {
     const blob = textBlob(eventLog, 'log');
     if (blob) {
-      const { eventLog: _inBlob, ...rest } = evidence;
+      const { eventLog: _inBlob, ...rest } = kept;
       kept = rest;
       refs.eventLog = blob.sha256;
-      blobs.push(blob);
-    }
+      addBlob(blob);
+    } else asText('eventLog', eventLog);
   }
+  if (typeof imaLog === 'string' && imaLog.length > 0) asText('imaLog', imaLog);
   const certs = evidence.hardware?.certs;
   if (certs !== null && typeof certs === 'object') {
     const inline: Record<string, string> = {};
@@ -96,8 +116,7 @@ export function recordedEvidence(evidence: Evidence): RecordedEvidence {
       if (CERT_BLOB_NAMES.includes(name) && typeof text === 'string' && text.length > 0) {
         const blob = textBlob(text, 'cert');
         named[name] = blob.sha256;
-        // One blob per digest, even where two entries hold the same text.
-        if (!blobs.some((b) => b.sha256 === blob.sha256)) blobs.push(blob);
+        addBlob(blob);
       } else inline[name] = text;
     }
     if (Object.keys(named).length > 0) {
@@ -123,9 +142,9 @@ export async function evidenceOfRecord(body: Record<string, unknown>, getBlob: (
   if (refs === undefined) return { evidence: evidence as Evidence };
   const invalid = (what: string): { gap: EvidenceGap } => ({ gap: { code: 'RECORD_BLOB_REF_INVALID', message: `the record names ${what} by something other than a SHA-256` } });
   if (refs === null || typeof refs !== 'object' || Array.isArray(refs)) return invalid('its blobs');
-  const { eventLog: logRef, certs: certRefs } = refs as { eventLog?: unknown; certs?: unknown };
+  const { eventLog: logRef, certs: certRefs, texts: textRefs } = refs as { eventLog?: unknown; certs?: unknown; texts?: unknown };
   // Records from before certificate blobs name their event log only, and always do.
-  if (logRef === undefined && certRefs === undefined) return invalid('its event log');
+  if (logRef === undefined && certRefs === undefined && textRefs === undefined) return invalid('its event log');
   const fetched = async (name: string, what: string): Promise<Buffer | EvidenceGap> => {
     const data = await getBlob(name);
     if (data === undefined) return { code: 'RECORD_BLOB_MISSING', message: `the ${what} the record names (blob ${name}) is not in the store` };
@@ -138,6 +157,15 @@ export async function evidenceOfRecord(body: Record<string, unknown>, getBlob: (
     const got = await fetched(logRef, 'event log');
     if (!Buffer.isBuffer(got)) return { gap: got };
     out.eventLog = got.toString('base64');
+  }
+  if (textRefs !== undefined) {
+    if (textRefs === null || typeof textRefs !== 'object' || Array.isArray(textRefs)) return invalid('its logs');
+    for (const [field, ref] of Object.entries(textRefs)) {
+      if (!(TEXT_FIELDS as readonly string[]).includes(field) || !isSha256Hex(ref) || (field === 'eventLog' && logRef !== undefined)) return invalid(`the text of ${JSON.stringify(field)}`);
+      const got = await fetched(ref, field === 'eventLog' ? 'event log' : 'IMA log');
+      if (!Buffer.isBuffer(got)) return { gap: got };
+      (out as Record<string, unknown>)[field] = got.toString('utf8');
+    }
   }
   if (certRefs !== undefined) {
     if (certRefs === null || typeof certRefs !== 'object' || Array.isArray(certRefs)) return invalid('its certificates');

@@ -19,14 +19,46 @@ describe('recordedEvidence / evidenceOfRecord', () => {
     expect(back).toEqual({ evidence: ev });
   });
 
-  it('keeps inline a log whose text is not exactly the standard encoding of its bytes, and an empty one', () => {
-    // "QR==" and "QQ==" both decode to "A": the record must hold the text that came.
-    for (const text of ['QR==', 'QQ', 'Q Q==', '', '@@@@']) {
+  it('keeps a log whose text is not exactly the standard encoding of its bytes as the blob of its text, and gives it back as it came', async () => {
+    // "QR==" and "QQ==" both decode to "A": the record must hold the text that came. A big one (unpadded
+    // base64 of 1.5 MB) must not stay inline either, or the record could not be a JetStream message.
+    const big = randomBytes(1_500_000).toString('base64').replace(/=+$/, '') + 'Q';
+    for (const text of ['QR==', 'QQ', 'Q Q==', '@@@@', big]) {
       const kept = recordedEvidence(bundle(text));
-      expect(kept.evidenceBlobs, text).toBeUndefined();
-      expect(kept.blobs).toEqual([]);
-      expect(kept.evidence.eventLog).toBe(text);
+      const textSha = createHash('sha256').update(text, 'utf8').digest('hex');
+      expect(kept.evidenceBlobs, text.slice(0, 8)).toEqual({ texts: { eventLog: textSha } });
+      expect(kept.evidence.eventLog).toBeUndefined();
+      expect(JSON.stringify(kept.evidence).length).toBeLessThan(1000);
+      expect(kept.blobs.map((b) => b.sha256)).toEqual([textSha]);
+      const stored = Buffer.from(kept.blobs[0]!.data);
+      const back = await evidenceOfRecord({ evidence: kept.evidence, evidenceBlobs: kept.evidenceBlobs }, async (name) => (name === textSha ? stored : undefined));
+      expect(back).toEqual({ evidence: bundle(text) });
     }
+    // An empty log is kept inline: there is nothing to name.
+    expect(recordedEvidence(bundle('')).evidenceBlobs).toBeUndefined();
+    expect(recordedEvidence(bundle('')).evidence.eventLog).toBe('');
+  });
+
+  it('keeps the IMA log as the blob of its text', async () => {
+    const ima = `10 ${'ab'.repeat(20)} ima-ng sha256:${'cd'.repeat(32)} /usr/bin/bash\n`.repeat(2000);
+    const ev = { ...bundle(log.toString('base64')), imaLog: ima } as unknown as Evidence;
+    const kept = recordedEvidence(ev);
+    const imaSha = createHash('sha256').update(ima, 'utf8').digest('hex');
+    expect(kept.evidenceBlobs).toEqual({ eventLog: sha, texts: { imaLog: imaSha } });
+    expect(kept.evidence.imaLog).toBeUndefined();
+    const blobs = new Map(kept.blobs.map((b) => [b.sha256, Buffer.from(b.data)]));
+    expect(await evidenceOfRecord({ evidence: kept.evidence, evidenceBlobs: kept.evidenceBlobs }, async (n) => blobs.get(n))).toEqual({ evidence: ev });
+    // A text blob altered, missing or named in the wrong place is reported, as for the other blobs.
+    const body = { evidence: kept.evidence, evidenceBlobs: kept.evidenceBlobs };
+    const gap = async (b: Record<string, unknown>, get: (s: string) => Promise<Uint8Array | undefined>) => {
+      const r = await evidenceOfRecord(b, get);
+      return 'gap' in r ? r.gap.code : 'ok';
+    };
+    expect(await gap(body, async (n) => (n === imaSha ? Buffer.from(ima.slice(1)) : blobs.get(n)))).toBe('RECORD_BLOB_ALTERED');
+    expect(await gap(body, async (n) => (n === imaSha ? undefined : blobs.get(n)))).toBe('RECORD_BLOB_MISSING');
+    expect(await gap({ ...body, evidenceBlobs: { texts: { hardware: imaSha } } }, async (n) => blobs.get(n))).toBe('RECORD_BLOB_REF_INVALID');
+    expect(await gap({ ...body, evidenceBlobs: { eventLog: sha, texts: { eventLog: imaSha } } }, async (n) => blobs.get(n))).toBe('RECORD_BLOB_REF_INVALID');
+    expect(await gap({ ...body, evidenceBlobs: { texts: [] } }, async (n) => blobs.get(n))).toBe('RECORD_BLOB_REF_INVALID');
   });
 
   it('reports a missing, altered or misnamed log, and a record without evidence', async () => {
@@ -94,11 +126,11 @@ describe('recordedEvidence / evidenceOfRecord', () => {
       expect(await evidenceOfRecord({ evidence: kept.evidence, evidenceBlobs: kept.evidenceBlobs }, async (n) => store(kept).get(n))).toEqual({ evidence: ev });
     });
 
-    it('keeps certificates by digest when the log stays inline, and a bundle with neither as it is', async () => {
+    it('keeps certificates by digest beside a log kept as its text, and a bundle with neither as it is', async () => {
       const ev = { ...withCerts({ vlek: der }), eventLog: 'QR==' } as Evidence;
       const kept = recordedEvidence(ev);
-      expect(kept.evidenceBlobs).toEqual({ certs: { vlek: shaOf(der) } });
-      expect(kept.evidence.eventLog).toBe('QR==');
+      expect(kept.evidenceBlobs).toEqual({ certs: { vlek: shaOf(der) }, texts: { eventLog: shaOf('QR==') } });
+      expect(kept.evidence.eventLog).toBeUndefined();
       expect(await evidenceOfRecord({ evidence: kept.evidence, evidenceBlobs: kept.evidenceBlobs }, async (n) => store(kept).get(n))).toEqual({ evidence: ev });
       const plain = { ...withCerts({ tdQuote: 'AAEC' }), eventLog: '' } as Evidence;
       const same = recordedEvidence(plain);

@@ -1,4 +1,5 @@
 import { execFileSync, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { compactDecrypt } from 'jose';
@@ -258,6 +259,21 @@ describe('two verifier replicas on one JetStream', () => {
     expect(reappraised).toHaveLength(counts.appraisals!);
     expect(reappraised.every((x) => x.same)).toBe(true);
     expect(all.every((r) => /^[0-9a-f]{64}$/.test((r.record.body.evidenceBlobs as { eventLog?: string } | undefined)?.eventLog ?? ''))).toBe(true);
+  });
+});
+
+describe('large evidence on JetStream', () => {
+  it('records an appraisal whose 1.5 MB event log is not standard base64 (kept as the blob of its text), as SQLite would', async () => {
+    const e = await evidenceFor(fa, { nodeName: 'big-log-0', machine: 'big-log-0-machine' });
+    e.eventLog = `${randomBytes(1_500_000).toString('base64').replace(/=+$/, '')}Q`;
+    const r = await post(fa, e);
+    expect(r.status).toBe(200);
+    expect(r.body.appraisal.verdict).toBe('fail');
+    const rec = await store.get(r.body.recordId);
+    expect(rec?.record).toMatchObject({ kind: 'appraisal', node: 'big-log-0', verdict: 'fail' });
+    const refs = rec!.record.body.evidenceBlobs as { texts?: { eventLog?: string } };
+    const blob = await store.getBlob(refs.texts!.eventLog!);
+    expect(Buffer.from(blob!).toString('utf8')).toBe(e.eventLog);
   });
 });
 
