@@ -175,6 +175,15 @@ export const checkSchema = {
     actual: anyJson,
     code: { type: 'string', pattern: '^[A-Z][A-Z0-9_]{0,63}$' },
     message: { type: 'string', maxLength: 2048 },
+    path: { type: 'string', minLength: 1, maxLength: 256 },
+    eventIndex: { type: 'integer', minimum: 0, maximum: 1_000_000 },
+    pcr: { type: 'integer', minimum: 0, maximum: 63 },
+    referenceValue: {
+      type: 'object',
+      required: ['id', 'version'],
+      additionalProperties: false,
+      properties: { id: { type: 'string', minLength: 1, maxLength: 256 }, version: { type: 'string', minLength: 1, maxLength: 256 } },
+    },
   },
 } as const;
 

@@ -98,6 +98,14 @@ export interface Check {
   /** the error code when the check failed */
   code?: string;
   message?: string;
+  /** a failed policy rule's claim: its path in the claims (e.g. `snp.reportedTcb.microcode`) */
+  path?: string;
+  /** a failed policy rule's event: its index in the event log */
+  eventIndex?: number;
+  /** a failed policy rule's PCR */
+  pcr?: number;
+  /** a policy rule's reference value: the one that matched, or that matched only outside its validity */
+  referenceValue?: { id: string; version: string };
 }
 
 export interface PolicyRef {

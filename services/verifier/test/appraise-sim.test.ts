@@ -282,3 +282,46 @@ describe('simulated TDX CVM (software vTPM)', () => {
     }
   });
 });
+
+describe('where a failed policy rule broke, in its check', () => {
+  let sim: SimCvm;
+  let drifted: SimCvm;
+  beforeAll(async () => {
+    sim = await createSimCvm({ tee: 'snp', nodeName: 'where-0', vtpm: 'software' });
+    // The same hardware booted with another kernel command line and another launch measurement.
+    drifted = await createSimCvm({ tee: 'snp', nodeName: 'where-0', vtpm: 'software', pkiFrom: sim, snp: { measurement: new Uint8Array(48).fill(0xab) }, boot: { kernelCmdline: 'root=/dev/vda2 ro init=/bin/sh' } });
+  });
+  afterAll(async () => {
+    await drifted?.close();
+    await sim?.close();
+  });
+
+  it('names the claim path, the event and the PCR of a failure, and the reference value a pass matched', async () => {
+    const good = await appraiseEvidence(await sim.evidence(), ctxFor(sim));
+    expect(good.appraisal.verdict).toBe('pass');
+    const rv = sim.goodPolicy().referenceValues![0]!;
+    const matched = good.appraisal.checks.filter((c) => c.referenceValue);
+    expect(matched.length).toBeGreaterThan(0);
+    for (const c of matched) expect(c.referenceValue).toEqual({ id: rv.id, version: rv.version });
+    // Passing checks carry no location (their claims are the evidence itself).
+    expect(good.appraisal.checks.filter((c) => c.path !== undefined || c.eventIndex !== undefined || c.pcr !== undefined)).toEqual([]);
+
+    const o = await appraiseEvidence(await drifted.evidence(), ctxFor(drifted, { policy: sim.goodPolicy() }));
+    expect(o.evidenceVerified).toBe(true);
+    expect(o.appraisal.verdict).toBe('fail');
+    const failed = o.appraisal.checks.filter((c) => c.outcome === 'fail');
+    const byName = (n: string) => failed.filter((c) => c.name === n);
+    expect(byName('policy.snp.measurement')[0]).toMatchObject({ path: 'snp.measurement', actual: 'ab'.repeat(48) });
+    // The forbidden init= and the command line no reference value lists are named by the event that holds them.
+    const cmdline = failed.filter((c) => c.name.startsWith('policy.boot.kernelCmdline'));
+    expect(cmdline.length).toBeGreaterThan(0);
+    for (const c of cmdline) expect(c.eventIndex, c.name).toEqual(expect.any(Number));
+    const pcrs = failed.filter((c) => c.name.startsWith('policy.tpm.pcrs.'));
+    expect(pcrs.length).toBeGreaterThan(0);
+    for (const c of pcrs) expect(c.pcr, c.name).toBe(Number(c.name.split('.').at(-1)));
+    // And the record's schema takes them.
+    const ajv = new Ajv({ strict: false });
+    const validate = ajv.compile((await import('@joinguard/protocol')).appraisalSchema);
+    expect(validate(o.appraisal), JSON.stringify(validate.errors)).toBe(true);
+  });
+});

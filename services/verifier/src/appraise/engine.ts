@@ -215,9 +215,19 @@ function policyCheck(r: RuleResult): Check {
   const act = asJson(r.actual);
   if (exp !== undefined && exp !== null) c.expected = exp;
   if (act !== undefined && act !== null) c.actual = act;
-  if (r.outcome === 'fail') c.code = r.code && /^[A-Z][A-Z0-9_]{0,63}$/.test(r.code) ? r.code : 'POLICY_RULE_FAILED';
+  if (r.referenceValue && validName(r.referenceValue.id) && validName(r.referenceValue.version)) c.referenceValue = { id: r.referenceValue.id, version: r.referenceValue.version };
+  if (r.outcome === 'fail') {
+    c.code = r.code && /^[A-Z][A-Z0-9_]{0,63}$/.test(r.code) ? r.code : 'POLICY_RULE_FAILED';
+    // Where it broke, so that a record names the field or event, not only the rule (passing rules leave it
+    // out: their claims are the record's evidence, and every record would grow by it).
+    if (typeof r.path === 'string' && r.path.length > 0 && r.path.length <= 256) c.path = r.path;
+    if (Number.isInteger(r.eventIndex) && r.eventIndex! >= 0 && r.eventIndex! <= 1_000_000) c.eventIndex = r.eventIndex!;
+    if (Number.isInteger(r.pcr) && r.pcr! >= 0 && r.pcr! <= 63) c.pcr = r.pcr!;
+  }
   return c;
 }
+
+const validName = (s: unknown): s is string => typeof s === 'string' && s.length > 0 && s.length <= 256;
 
 function safeTee(x: unknown): Tee {
   return (TEES as readonly unknown[]).includes(x) ? (x as Tee) : 'snp';
