@@ -226,6 +226,13 @@ function evaluateTpm(r: Results, policy: Policy, claims: AppraisalClaims, refs: 
 /** The measured-boot rules, in RULE_NAMES order (the one list of rule names). */
 const BOOT_RULES = RULE_NAMES.filter((r) => r.startsWith('boot.'));
 
+/**
+ * The boot rules whose setting defaults to true (requireSecureBoot, requireVerifiedEvents): they apply to
+ * every policy, with or without a boot section, as the snp and tdx defaults do. The others need a boot
+ * section or a boot reference value to say what to check.
+ */
+const DEFAULT_BOOT_RULES: ReadonlySet<string> = new Set(['boot.secureBoot', 'boot.events.verified']);
+
 function boundedTest(re: RegExp, s: string): boolean | undefined {
   if (s.length > MAX_MATCHED_STRING) return undefined;
   return re.test(s);
@@ -233,14 +240,14 @@ function boundedTest(re: RegExp, s: string): boolean | undefined {
 
 function evaluateBoot(r: Results, policy: Policy, claims: AppraisalClaims, refs: ReferenceIndex): void {
   const b = policy.boot;
-  const hasBootRefs = refs.keys().some((k) => k.startsWith('boot.'));
-  if (!b && !hasBootRefs) {
-    for (const rule of BOOT_RULES) r.skip(rule, 'the policy has no measured-boot rules');
-    return;
-  }
+  const configured = b !== undefined || refs.keys().some((k) => k.startsWith('boot.'));
+  const applies = (rule: string) => configured || DEFAULT_BOOT_RULES.has(rule);
   const boot = claims.boot;
   if (!boot) {
-    for (const rule of BOOT_RULES) r.fail(rule, 'POLICY_CLAIMS_MISSING', 'a replayed event log', null, 'the policy has measured-boot rules but the evidence has no event log', { path: 'boot' });
+    for (const rule of BOOT_RULES) {
+      if (applies(rule)) r.fail(rule, 'POLICY_CLAIMS_MISSING', 'a replayed event log', null, 'the policy has measured-boot rules but the evidence has no event log', { path: 'boot' });
+      else r.skip(rule, 'the policy has no measured-boot rules');
+    }
     return;
   }
 
@@ -256,10 +263,14 @@ function evaluateBoot(r: Results, policy: Policy, claims: AppraisalClaims, refs:
       { path: 'boot.secureBoot', ...at(boot.secureBootEvent) },
     );
 
-  for (const v of ['pk', 'kek', 'db'] as const) evaluateSignatureAllowList(r, refs, boot, v);
-  evaluateDbx(r, refs, boot);
-  evaluateBootApps(r, refs, boot);
-  evaluateStrings(r, refs, b, boot);
+  if (configured) {
+    for (const v of ['pk', 'kek', 'db'] as const) evaluateSignatureAllowList(r, refs, boot, v);
+    evaluateDbx(r, refs, boot);
+    evaluateBootApps(r, refs, boot);
+    evaluateStrings(r, refs, b, boot);
+  } else {
+    for (const rule of BOOT_RULES) if (!applies(rule)) r.skip(rule, 'the policy has no measured-boot rules');
+  }
 
   if (b?.requireVerifiedEvents === false) r.skip('boot.events.verified', 'the policy accepts events whose digest does not match their data');
   else {

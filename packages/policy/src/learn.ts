@@ -157,6 +157,8 @@ function draftPolicy(claims: AppraisalClaims[], ref: ReferenceValue, name: strin
     const allSecure = claims.every((c) => c.boot?.secureBoot === true);
     policy.boot = { requireSecureBoot: true, requireVerifiedEvents: true };
     if (!allSecure) notes.push('not every node booted with Secure Boot on; the draft still requires it');
+  } else {
+    notes.push('no node sent an event log: the draft, like every policy, requires Secure Boot and verified boot events, which only an event log shows');
   }
   policy.referenceValues = [ref];
   return policy;

@@ -5,9 +5,10 @@ import { basePolicy, bootClaims, h, pcrsFromVector, snpClaimsFromVector, tdxClai
 const now = new Date('2026-11-23T10:00:00Z');
 
 describe('dryRun', () => {
-  const a = snpClaimsFromVector('snp/virtee_milan_v2/report.bin'); // TCB 3/0/8/115
+  // With a measured boot (Secure Boot on, every event verified), as every policy requires by default.
+  const a: AppraisalClaims = { ...snpClaimsFromVector('snp/virtee_milan_v2/report.bin'), boot: bootClaims() }; // TCB 3/0/8/115
   // TCB 2/0/5/68; its guest policy 0xb0000 has DEBUG (bit 19) set, so both policies here allow debug.
-  const b = snpClaimsFromVector('snp/gosevguest_milan_v2/report.bin');
+  const b: AppraisalClaims = { ...snpClaimsFromVector('snp/gosevguest_milan_v2/report.bin'), boot: bootClaims() };
   const guestPolicy = { allowDebug: true };
   const current = basePolicy({ tee: { allowed: ['snp'] }, snp: { guestPolicy } });
   const draft = basePolicy({ tee: { allowed: ['snp'] }, snp: { guestPolicy, minimumTcb: { snp: 8 } } });
@@ -102,6 +103,7 @@ describe('learn', () => {
     expect(r.policy.tpm?.requiredBanks).toEqual(['sha1', 'sha256']);
     for (const n of nodes) expect(evaluate(r.policy, n, now).failures).toEqual([]);
     expect(r.differing).toEqual([]);
+    expect(r.notes.join(' ')).not.toContain('event log');
   });
 
   it('takes the lowest TCB across nodes and learns TDX registers', () => {
@@ -112,6 +114,9 @@ describe('learn', () => {
     const t = learn([tdxClaimsFromVector()]);
     expect(t.referenceValue.tdx?.mrTd).toEqual([tdxClaimsFromVector().tdx!.mrTd]);
     expect(t.notes.join(' ')).toContain('one node only');
+    // Bare TDX claims without a log: the draft's Secure Boot default fails them, and a note says why.
+    expect(t.notes.join(' ')).toContain('no node sent an event log');
+    expect(evaluate(t.policy, tdxClaimsFromVector(), now).failures.map((f) => f.rule)).toEqual(['boot.secureBoot', 'boot.events.verified']);
   });
 
   it('refuses no input and duplicate names', () => {

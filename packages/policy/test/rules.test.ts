@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { evaluate, appraisalError, type AppraisalClaims, type Policy, type RuleResult, type ReferenceValue } from '../src/index.js';
+import { evaluate, appraisalError, defaultPolicy, RULE_NAMES, type AppraisalClaims, type Policy, type RuleResult, type ReferenceValue } from '../src/index.js';
 import { basePolicy, bootClaims, h, pcrsFromVector, snpClaimsFromVector, tdxClaimsFromVector } from './fixtures.js';
 
 const now = new Date('2026-11-23T10:00:00Z');
@@ -328,9 +328,77 @@ describe('measured-boot rules over replayed events', () => {
   });
 });
 
+describe('Secure Boot and verified events are required without a boot section (both default to true)', () => {
+  const minimal = basePolicy();
+  const node: AppraisalClaims = { ...snpClaimsFromVector(), tee: 'azure-snp-vtpm', boot: bootClaims() };
+  const boots = (p: Policy, c: AppraisalClaims) => evaluate(p, c, now).results.filter((r) => r.rule.startsWith('boot.'));
+  const OTHER_BOOT_RULES = ['boot.pk', 'boot.kek', 'boot.db', 'boot.dbx', 'boot.bootApps.allowed', 'boot.kernelCmdline.allowed', 'boot.kernelCmdline.required', 'boot.kernelCmdline.forbidden', 'boot.grubCommands.forbidden'];
+
+  it('passes a node with Secure Boot on and every event verified, skipping the rules nothing configures', () => {
+    const a = evaluate(minimal, node, now);
+    expect(a.verdict).toBe('pass');
+    expect(one(minimal, node, 'boot.secureBoot')).toMatchObject({ outcome: 'pass', eventIndex: 3, pcr: 7 });
+    expect(one(minimal, node, 'boot.events.verified').outcome).toBe('pass');
+    // One result per boot rule, in the published order; the ones that need configuration are skipped.
+    expect(boots(minimal, node).map((r) => r.rule)).toEqual(RULE_NAMES.filter((n) => n.startsWith('boot.')));
+    for (const rule of OTHER_BOOT_RULES) expect(one(minimal, node, rule).outcome, rule).toBe('skip');
+  });
+
+  it('fails Secure Boot off with POLICY_SECURE_BOOT', () => {
+    const d = clone(node);
+    d.boot!.secureBoot = false;
+    expect(one(minimal, d, 'boot.secureBoot')).toMatchObject({ outcome: 'fail', code: 'POLICY_SECURE_BOOT', expected: true, actual: false, eventIndex: 3, pcr: 7 });
+    delete d.boot!.secureBoot;
+    expect(one(minimal, d, 'boot.secureBoot')).toMatchObject({ outcome: 'fail', code: 'POLICY_SECURE_BOOT', actual: null });
+    expect(evaluate(minimal, d, now).verdict).toBe('fail');
+  });
+
+  it('fails an unverified event with POLICY_EVENT_UNVERIFIED', () => {
+    const d = clone(node);
+    d.boot!.unverifiedEvents = [{ type: 'EV_EFI_VARIABLE_DRIVER_CONFIG', eventIndex: 3, pcr: 7, reason: 'sha256 digest differs' }];
+    expect(one(minimal, d, 'boot.events.verified')).toMatchObject({ outcome: 'fail', code: 'POLICY_EVENT_UNVERIFIED', eventIndex: 3, pcr: 7 });
+    expect(evaluate(minimal, d, now).failures.map((f) => f.rule)).toEqual(['boot.events.verified']);
+  });
+
+  it('fails both, and only those, when the evidence has no event log', () => {
+    const rs = boots(minimal, snpClaimsFromVector());
+    expect(rs.filter((r) => r.outcome === 'fail').map((r) => [r.rule, r.code])).toEqual([
+      ['boot.secureBoot', 'POLICY_CLAIMS_MISSING'],
+      ['boot.events.verified', 'POLICY_CLAIMS_MISSING'],
+    ]);
+    expect(rs.filter((r) => r.outcome === 'skip').map((r) => r.rule)).toEqual(OTHER_BOOT_RULES);
+  });
+
+  it('is switched off only by saying so', () => {
+    const d = clone(node);
+    d.boot!.secureBoot = false;
+    d.boot!.unverifiedEvents = [{ type: 'EV_IPL', eventIndex: 40, pcr: 8 }];
+    const relaxed = basePolicy({ boot: { requireSecureBoot: false, requireVerifiedEvents: false } });
+    expect(one(relaxed, d, 'boot.secureBoot').outcome).toBe('skip');
+    expect(one(relaxed, d, 'boot.events.verified').outcome).toBe('skip');
+    expect(evaluate(relaxed, d, now).verdict).toBe('pass');
+  });
+
+  it('the strict default requires Secure Boot, verified events and a SHA-256 bank, as its description says', () => {
+    const strict = defaultPolicy();
+    const pcrs = pcrsFromVector('Rhel8GCE');
+    const good: AppraisalClaims = { ...node, tpm: { banks: Object.keys(pcrs), pcrs } };
+    expect(evaluate(strict, good, now).verdict).toBe('pass');
+    const off = clone(good);
+    off.boot!.secureBoot = false;
+    expect(evaluate(strict, off, now).failures.map((f) => [f.rule, f.code])).toEqual([['boot.secureBoot', 'POLICY_SECURE_BOOT']]);
+    const unverified = clone(good);
+    unverified.boot!.unverifiedEvents = [{ type: 'EV_IPL', eventIndex: 40, pcr: 8 }];
+    expect(evaluate(strict, unverified, now).failures.map((f) => [f.rule, f.code])).toEqual([['boot.events.verified', 'POLICY_EVENT_UNVERIFIED']]);
+    const noLog = clone(good);
+    delete noLog.boot;
+    expect(evaluate(strict, noLog, now).verdict).toBe('fail');
+  });
+});
+
 describe('appraisal', () => {
   it('records the policy digest and evaluation time, and refuses an invalid time', () => {
-    const a = evaluate(basePolicy(), snpClaimsFromVector(), now);
+    const a = evaluate(basePolicy(), { ...snpClaimsFromVector(), boot: bootClaims() }, now);
     expect(a.evaluatedAt).toBe(now.toISOString());
     expect(a.policy.digest).toMatch(/^[0-9a-f]{64}$/);
     expect(() => evaluate(basePolicy(), snpClaimsFromVector(), new Date('nope'))).toThrow(/not a valid date/);

@@ -10,7 +10,7 @@ import type { AttestResponse, Evidence } from '@joinguard/protocol';
 import { defaultConfig, startVerifier, type RunningVerifier } from '@joinguard/verifier';
 import { registerPolicy } from '../src/commands/policy.js';
 import { openStoreFile } from '../src/store-file.js';
-import { snpClaimsFromVector } from '../../../packages/policy/test/fixtures.js';
+import { bootClaims, snpClaimsFromVector } from '../../../packages/policy/test/fixtures.js';
 
 // In-process: main.ts does not register the policy commands yet, so the bundle cannot be spawned.
 // Runs the command through commander exactly as main() does and captures stdout, stderr and the exit code.
@@ -63,6 +63,8 @@ interface SnpFields {
 
 /** AppraisalClaims of a real SNP report, from the independent decoder's fields (the policy package's fixture). */
 const snpClaims = (rel: string): Record<string, unknown> => snpClaimsFromVector(rel) as unknown as Record<string, unknown>;
+/** The report's claims with a measured boot (Secure Boot on, every event verified), which every policy requires by default. */
+const measuredSnpClaims = (rel: string): Record<string, unknown> => ({ ...snpClaims(rel), boot: bootClaims() });
 
 const write = (name: string, content: unknown) => {
   const p = join(dir, name);
@@ -174,8 +176,8 @@ describe('joinguard policy learn, evaluate, dry-run', () => {
   });
 
   it('evaluate exits 0 on pass and 1 with every failed rule on rejection', async () => {
-    const good = write('good.json', snpClaims('snp/virtee_milan_v2/report.bin'));
-    const debug = write('debug.json', snpClaims('snp/gosevguest_milan_v2/report.bin'));
+    const good = write('good.json', measuredSnpClaims('snp/virtee_milan_v2/report.bin'));
+    const debug = write('debug.json', measuredSnpClaims('snp/gosevguest_milan_v2/report.bin'));
     const pol = write('snp.json', { apiVersion: 'joinguard.io/v1alpha1', kind: 'AppraisalPolicy', name: 'snp', tee: { allowed: ['snp'] } });
     const ok = await run(['policy', 'evaluate', '--policy', pol, good, '--json']);
     expect(ok.code).toBe(0);
@@ -190,8 +192,8 @@ describe('joinguard policy learn, evaluate, dry-run', () => {
 
   it('dry-run compares stored verdicts with the draft', async () => {
     const stored = write('stored.json', [
-      { name: 'a', claims: snpClaims('snp/virtee_milan_v2/report.bin'), verdict: 'pass' },
-      { name: 'b', claims: snpClaims('snp/trustee_e2e_genoa_v3/report.reconstructed.bin'), verdict: 'pass' },
+      { name: 'a', claims: measuredSnpClaims('snp/virtee_milan_v2/report.bin'), verdict: 'pass' },
+      { name: 'b', claims: measuredSnpClaims('snp/trustee_e2e_genoa_v3/report.reconstructed.bin'), verdict: 'pass' },
     ]);
     const draft = write('draft-tcb.json', { apiVersion: 'joinguard.io/v1alpha1', kind: 'AppraisalPolicy', name: 'd', tee: { allowed: ['snp'] }, snp: { minimumTcb: { microcode: 100 } } });
     const r = await run(['policy', 'dry-run', '--policy', draft, stored, '--json']);

@@ -23,6 +23,10 @@ import { AZURE_VECTORS_TIME, CHALLENGE, ZERO_USER_DATA, azureEvidence, hclAkSpki
  *     00806f050000 is not published, so the TCB status is not judged (tdxWithoutCollateral).
  * Not exercised: binding.reportData and binding.akPublic (bare SNP/TDX only); eventlog.replay is run on a
  * header-only log (the bundles carry no event log), so it compares nothing.
+ *
+ * With no event log, the SecureBoot variable is not measured, so these policies say that they do not require
+ * Secure Boot (the default requires it: see 'the default policy rules' below); every event the empty log
+ * holds is still required to be verified, and is.
  */
 
 const NOW = AZURE_VECTORS_TIME;
@@ -36,6 +40,7 @@ function policyFor(tee: 'azure-snp-vtpm' | 'azure-tdx-vtpm'): Policy {
     snp: { guestPolicy: { allowDebug: false, allowMigrateMa: false, allowSmt: true } },
     tdx: { allowedTcbStatuses: ['UpToDate'], allowDebug: false },
     tpm: { requiredBanks: ['sha256'] },
+    boot: { requireSecureBoot: false },
   };
 }
 
@@ -83,7 +88,18 @@ describe('real Azure SNP vTPM bundle (az_snp_vtpm_milan_v2)', () => {
     for (const name of ['azure-snp-vtpm.hardware', ...EXERCISED]) expect(outcome(out, name), name).toBe('pass');
     expect(outcome(out, 'binding.reportData')).toBeUndefined();
     expect(outcome(out, 'binding.akPublic')).toBeUndefined();
+    expect(outcome(out, 'policy.boot.secureBoot')).toBe('skip');
+    expect(outcome(out, 'policy.boot.events.verified')).toBe('pass');
     expect(out.appraisal.verdict).toBe('pass');
+  });
+
+  it('fails policy.boot.secureBoot under a policy that does not say otherwise: the bundle measures no SecureBoot variable', async () => {
+    const { boot: _, ...policy } = policyFor('azure-snp-vtpm');
+    const o = await appraiseWithExpectedBinding(azureEvidence('az_snp_vtpm_milan_v2', 'azure-snp-vtpm'), ctxFor(policy), expected);
+    expect(chainFailed(o)).toEqual([]);
+    expect(failed(o)).toEqual(['policy.boot.secureBoot:POLICY_SECURE_BOOT']);
+    expect(outcome(o, 'policy.boot.events.verified')).toBe('pass');
+    expect(o.appraisal.verdict).toBe('fail');
   });
 
   it('yields the report claims the MANIFEST lists (measurement 9ac48fca…c315, policy 0x3001f, TCB 0x7308000000000003)', () => {
@@ -186,6 +202,8 @@ describe('real Azure TDX vTPM bundle (az_tdx_vtpm)', () => {
     for (const name of ['azure-tdx-vtpm.hardware', ...EXERCISED]) expect(outcome(out, name), name).toBe('pass');
     // The TCB status is not judged without collateral, so only that policy rule fails.
     expect(failed(out)).toEqual(['policy.tdx.tcbStatus:POLICY_TDX_TCB_STATUS']);
+    expect(outcome(out, 'policy.boot.secureBoot')).toBe('skip');
+    expect(outcome(out, 'policy.boot.events.verified')).toBe('pass');
   });
 
   it('yields MRTD 024a32b0…ab7b and all-zero RTMRs (MANIFEST)', () => {
