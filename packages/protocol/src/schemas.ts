@@ -281,7 +281,8 @@ export const keyReleaseParamsSchema = {
 export const keyReleaseRequestSchema = {
   type: 'object',
   additionalProperties: false,
-  properties: { epoch: { type: 'integer', minimum: 0, maximum: 4294967295 } },
+  // teeKey, when sent, must be the key the attestation bound (a check the key broker makes).
+  properties: { epoch: { type: 'integer', minimum: 0, maximum: 4294967295 }, teeKey: teeKeySchema },
 } as const;
 
 export const keyReleaseResponseSchema = {

@@ -169,6 +169,8 @@ export interface AttestResponse {
 export interface KeyReleaseRequest {
   /** key epoch to derive; the verifier's current epoch when absent */
   epoch?: number;
+  /** the TEE key the attestation bound, to check it is the one the key will be sealed to */
+  teeKey?: TeeKeyJwk;
 }
 
 export interface KeyReleaseResponse {

@@ -13,7 +13,9 @@ import {
   errorReplySchema,
   evidenceSchema,
   keyReleaseParamsSchema,
+  keyReleaseRequestSchema,
   keyReleaseResponseSchema,
+  nodeStateSchema,
   policyChangeResponseSchema,
   policyDocumentResponseSchema,
   policyListResponseSchema,
@@ -21,10 +23,9 @@ import {
   recordQuerySchema,
   referenceValueParamsSchema,
   signedRecordSchema,
-  teeKeySchema,
   type Evidence,
+  type KeyReleaseRequest,
   type RecordQuery,
-  type TeeKeyJwk,
 } from '@joinguard/protocol';
 import { authenticateBearer, authenticateMtls, hasRole, type Principal, type Role, type TokenEntry } from './auth.js';
 import type { Actor, Verifier } from './service.js';
@@ -214,16 +215,11 @@ export async function buildServer(o: ServerOptions): Promise<FastifyInstance> {
     async (req) => o.verifier.attest(req.body),
   );
 
-  const keyReleaseBody = {
-    type: 'object',
-    additionalProperties: false,
-    properties: { epoch: { type: 'integer', minimum: 0, maximum: 2 ** 31 }, teeKey: teeKeySchema },
-  } as const;
-  app.post<{ Params: { name: string }; Body: { epoch?: number; teeKey?: TeeKeyJwk } | undefined }>(
+  app.post<{ Params: { name: string }; Body: KeyReleaseRequest | undefined }>(
     '/v1/keys/disk/:name',
     {
       config: attesterLimit,
-      schema: { tags: ['attester'], params: keyReleaseParamsSchema, body: keyReleaseBody, security: [{ bearer: [] }], response: { 200: keyReleaseResponseSchema, ...errorReplies } },
+      schema: { tags: ['attester'], params: keyReleaseParamsSchema, body: keyReleaseRequestSchema, security: [{ bearer: [] }], response: { 200: keyReleaseResponseSchema, ...errorReplies } },
       // The body is optional (both members are): a request without one is a request with {}, and goes on to
       // the key broker, which decides and records it, instead of being refused at the schema.
       preValidation: async (req: FastifyRequest) => {
@@ -272,7 +268,8 @@ export async function buildServer(o: ServerOptions): Promise<FastifyInstance> {
       return reply.type('application/octet-stream').send(Buffer.from(data.buffer, data.byteOffset, data.byteLength));
     },
   );
-  app.get('/v1/nodes', { preHandler: requireRole('auditor'), schema: { tags: ['audit'], security: [{ bearer: [] }] } }, async () => ({ nodes: await o.verifier.nodes() }));
+  const nodesReply = { type: 'object', required: ['nodes'], additionalProperties: false, properties: { nodes: { type: 'array', items: nodeStateSchema } } } as const;
+  app.get('/v1/nodes', { preHandler: requireRole('auditor'), schema: { tags: ['audit'], security: [{ bearer: [] }], response: { 200: nodesReply } } }, async () => ({ nodes: await o.verifier.nodes() }));
   app.get('/v1/keys/all', { preHandler: requireRole('auditor'), schema: { tags: ['audit'], summary: 'Every verifier key ever used (to verify old records)', security: [{ bearer: [] }] } }, async () => o.verifier.allKeys());
   app.post<{ Params: { name: string }; Body: { reason: string } }>(
     '/v1/nodes/:name/revoke',

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
+import { keyReleaseRequestSchema, nodeStateSchema } from '@joinguard/protocol';
 import { defaultConfig } from '../src/config.js';
 import { hashToken } from '../src/auth.js';
 import { startVerifier, type RunningVerifier } from '../src/run.js';
@@ -42,6 +43,14 @@ describe('verifier HTTP edge', () => {
     const doc = (await (await fetch(v.url + '/docs/json')).json()) as { openapi: string; paths: Record<string, unknown> };
     expect(doc.openapi).toMatch(/^3\./);
     expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(['/v1/challenge', '/v1/attest', '/v1/keys/disk/{name}', '/v1/records']));
+    // The key request body is protocol's KeyReleaseRequest schema, and the node list is described by NodeState.
+    type Op = { requestBody?: { content: Record<string, { schema: { properties: Record<string, { maximum?: number }> } }> }; responses: Record<string, { content?: Record<string, { schema: { properties: { nodes?: { items: { properties: object } } } } }> }> };
+    const keys = (doc.paths['/v1/keys/disk/{name}'] as { post: Op }).post;
+    const body = keys.requestBody!.content['application/json']!.schema.properties;
+    expect(Object.keys(body).sort()).toEqual(Object.keys(keyReleaseRequestSchema.properties).sort());
+    expect(body.epoch!.maximum).toBe(keyReleaseRequestSchema.properties.epoch.maximum);
+    const nodes = (doc.paths['/v1/nodes'] as { get: Op }).get.responses['200']!.content!['application/json']!.schema.properties.nodes!;
+    expect(Object.keys(nodes.items.properties).sort()).toEqual(Object.keys(nodeStateSchema.properties).sort());
   });
 
   it('issues challenges that are single nonces with an expiry', async () => {
