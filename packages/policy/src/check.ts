@@ -1,3 +1,4 @@
+import safeRegex from 'safe-regex2';
 import { inputError } from '@joinguard/core';
 import { isSnpTee, isTdxTee } from './claims.js';
 import { parsePolicy, type PolicyIssue } from './parse.js';
@@ -21,13 +22,40 @@ export function parseInstant(s: string): number | undefined {
   return t;
 }
 
-/** Compiles a policy pattern the way evaluation does; returns the compiler's message when it fails. */
-export function compilePattern(p: string): RegExp | string {
+/** Why a policy pattern is refused: it does not compile, or it can backtrack exponentially. */
+export interface PatternProblem {
+  code: 'POLICY_BAD_REGEX' | 'POLICY_UNSAFE_REGEX';
+  message: string;
+}
+
+/**
+ * safe-regex2's parser (ret) does not know lookbehind. Read as a lookahead it has the same quantifiers,
+ * nested the same way, which is all the analysis looks at; a `(?<=` that is not a lookbehind (escaped, in a
+ * class) loses only a literal `<`.
+ */
+const forAnalysis = (p: string) => p.replace(/\(\?<([=!])/g, '(?$1');
+
+/**
+ * Compiles a policy pattern the way evaluation does. Patterns run on the verifier's event loop over text the
+ * node controls (kernel command lines, grub commands), and a backtracking pattern such as `^(\S+\s*)*ro$` takes
+ * time exponential in the text's length, so one that safe-regex2 (fastify's check) finds can backtrack
+ * exponentially is refused too: a quantifier (`?`, `*`, `+`, `{n,m}`) inside a quantified group, or more than
+ * 25 quantifiers.
+ */
+export function compilePattern(p: string): RegExp | PatternProblem {
+  let re: RegExp;
   try {
-    return new RegExp(p);
+    re = new RegExp(p);
   } catch (e) {
-    return (e as Error).message;
+    return { code: 'POLICY_BAD_REGEX', message: `pattern ${JSON.stringify(p)} does not compile: ${(e as Error).message}` };
   }
+  if (!safeRegex(forAnalysis(p))) {
+    return {
+      code: 'POLICY_UNSAFE_REGEX',
+      message: `pattern ${JSON.stringify(p)} can backtrack exponentially (a quantifier inside a quantified group, or more than 25 quantifiers) over text the node controls; write it without nested quantifiers`,
+    };
+  }
+  return re;
 }
 
 /**
@@ -53,7 +81,7 @@ export function checkPolicy(policy: Policy, now: Date): PolicyCheck {
   for (const [path, list] of patterns) {
     (list ?? []).forEach((p, i) => {
       const r = compilePattern(p);
-      if (typeof r === 'string') err(`${path}[${i}]`, 'POLICY_BAD_REGEX', `pattern ${JSON.stringify(p)} does not compile: ${r}`);
+      if (!(r instanceof RegExp)) err(`${path}[${i}]`, r.code, r.message);
     });
   }
 

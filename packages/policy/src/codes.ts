@@ -15,6 +15,7 @@ export const POLICY_ERROR_CODES = {
   rejected: 'POLICY_REJECTED',
   // checkPolicy issues
   badRegex: 'POLICY_BAD_REGEX',
+  unsafeRegex: 'POLICY_UNSAFE_REGEX',
   tcbOutOfRange: 'POLICY_TCB_OUT_OF_RANGE',
   badDate: 'POLICY_BAD_DATE',
   duplicateReference: 'POLICY_DUPLICATE_REFERENCE',

@@ -301,9 +301,21 @@ describe('measured-boot rules over replayed events', () => {
   it('boot.kernelCmdline.forbidden refuses to match an overlong command line', () => {
     const d = clone(base);
     d.boot!.kernelCmdline![0]!.value = 'a'.repeat(5000);
-    const r = one(basePolicy({ boot: { kernelCmdline: { forbidden: ['(a+)+b'] } } }), d, 'boot.kernelCmdline.forbidden');
+    const r = one(basePolicy({ boot: { kernelCmdline: { forbidden: ['a+b'] } } }), d, 'boot.kernelCmdline.forbidden');
     expect(r.outcome).toBe('fail');
     expect(r.message).toContain('longer than');
+  });
+
+  it('refuses to run a pattern that can backtrack exponentially (a policy that did not go through loadPolicy)', () => {
+    // 25 characters and no "ro" at the end: /^(\S+\s*)*ro$/ would try every split of them (seconds).
+    const d = clone(base);
+    d.boot!.kernelCmdline![0]!.value = 'a'.repeat(25);
+    for (const p of ['^(\\S+\\s*)*ro$', '(a+)+b']) {
+      const started = Date.now();
+      expect(() => evaluate(basePolicy({ boot: { kernelCmdline: { required: [p] } } }), d, now)).toThrow(expect.objectContaining({ code: 'POLICY_UNSAFE_REGEX', kind: 'input' }));
+      expect(() => evaluate(basePolicy({ boot: { kernelCmdline: { forbidden: [p] } } }), d, now)).toThrow(expect.objectContaining({ code: 'POLICY_UNSAFE_REGEX' }));
+      expect(Date.now() - started).toBeLessThan(1000);
+    }
   });
 
   it('boot.grubCommands.forbidden', () => {

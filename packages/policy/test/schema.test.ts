@@ -107,6 +107,36 @@ describe('semantic checks', () => {
     ]);
   });
 
+  it('refuses patterns that can backtrack exponentially, with their path, in checkPolicy and loadPolicy', () => {
+    // Both take seconds on a few dozen characters of a crafted kernel command line (exponential in its length).
+    const unsafe = ['^(\\S+\\s*)*ro$', '(a+)+b'];
+    const r = check(basePolicy({ boot: { kernelCmdline: { required: ['(^| )ro( |$)', unsafe[0]!], forbidden: [unsafe[1]!] }, grubCommands: { forbidden: ['(\\w+\\s?)*$'] } } }));
+    expect(r.errors.map((e) => [e.path, e.code])).toEqual([
+      ['$.boot.kernelCmdline.required[1]', 'POLICY_UNSAFE_REGEX'],
+      ['$.boot.kernelCmdline.forbidden[0]', 'POLICY_UNSAFE_REGEX'],
+      ['$.boot.grubCommands.forbidden[0]', 'POLICY_UNSAFE_REGEX'],
+    ]);
+    expect(r.errors[0]!.message).toContain(JSON.stringify(unsafe[0]));
+    expect(r.errors[0]!.message).toContain('backtrack exponentially');
+    for (const p of unsafe) {
+      const e = thrown(() => loadPolicy(JSON.stringify(basePolicy({ boot: { kernelCmdline: { forbidden: [p] } } })), now));
+      expect(e.code).toBe('POLICY_SEMANTIC');
+      expect(e.message).toContain('$.boot.kernelCmdline.forbidden[0]');
+      expect(e.details.errors).toEqual([expect.objectContaining({ path: '$.boot.kernelCmdline.forbidden[0]', code: 'POLICY_UNSAFE_REGEX' })]);
+    }
+  });
+
+  it('accepts the ordinary patterns policies use, lookbehind included', () => {
+    const ordinary = [
+      '(^| )ro( |$)', 'console=ttyS0', '(^| )init=', '^set debug=', 'init=', 'systemd\\.debug-shell', 'lockdown=integrity', 'x', '.',
+      '(^| )ostree=/ostree/boot\\.[01]/rhcos/', '(^| )(init|rd\\.break|systemd\\.debug-shell)(=| |$)', '(^| )module\\.sig_enforce=0( |$)',
+      '(?<!\\S)ro(?!\\S)', '(?<=^| )quiet( |$)', '^linux /vmlinuz-[0-9.]+ ', 'console=ttyS0(,[0-9]+|)( |$)',
+    ];
+    expect(check(basePolicy({ boot: { kernelCmdline: { required: ordinary, forbidden: ordinary }, grubCommands: { forbidden: ordinary } } })).errors).toEqual([]);
+    // A lookbehind is analysed like any group: nested quantifiers inside one are still refused.
+    expect(codes(check(basePolicy({ boot: { kernelCmdline: { forbidden: ['(?<=(a+)+)b'] } } })).errors)).toEqual(['POLICY_UNSAFE_REGEX']);
+  });
+
   it('finds minimum TCB values out of the one-byte range', () => {
     const r = check(basePolicy({ snp: { minimumTcb: { bootloader: 3, microcode: 256 } } }));
     expect(r.errors).toEqual([expect.objectContaining({ path: '$.snp.minimumTcb.microcode', code: 'POLICY_TCB_OUT_OF_RANGE' })]);
