@@ -95,15 +95,19 @@ export function checkPolicy(policy: Policy, now: Date): PolicyCheck {
   if (policy.boot?.requireSecureBoot === false) warn('$.boot.requireSecureBoot', 'POLICY_WEAK', 'nodes without Secure Boot are accepted');
 
   const refs = policy.referenceValues ?? [];
-  const seen = new Map<string, number>();
+  // id → version → index. Ids may contain "@", so "a@b" version "c" and "a" version "b@c" are different
+  // reference values although both are written a@b@c.
+  const seen = new Map<string, Map<string, number>>();
   // key -> [(index, validity)]
   const providers = new Map<string, Array<{ i: number; v: string }>>();
   refs.forEach((ref, i) => {
     const at = `$.referenceValues[${i}]`;
     const name = `${ref.id}@${ref.version}`;
-    const dup = seen.get(name);
-    if (dup !== undefined) err(at, 'POLICY_DUPLICATE_REFERENCE', `reference value ${name} is also defined at $.referenceValues[${dup}]`);
-    else seen.set(name, i);
+    let versions = seen.get(ref.id);
+    if (!versions) seen.set(ref.id, (versions = new Map()));
+    const dup = versions.get(ref.version);
+    if (dup !== undefined) err(at, 'POLICY_DUPLICATE_REFERENCE', `reference value ${name} (id ${JSON.stringify(ref.id)}, version ${JSON.stringify(ref.version)}) is also defined at $.referenceValues[${dup}]`);
+    else versions.set(ref.version, i);
 
     const nb = ref.notBefore === undefined ? undefined : parseInstant(ref.notBefore);
     const ex = ref.expires === undefined ? undefined : parseInstant(ref.expires);

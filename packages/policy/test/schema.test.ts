@@ -175,6 +175,17 @@ describe('semantic checks', () => {
     expect(codes(r.warnings)).toContain('POLICY_BANK_NOT_REQUIRED');
   });
 
+  it('compares a reference value\'s id and version as a pair: ids may contain "@"', () => {
+    const refs = [
+      { id: 'a@b', version: 'c', snp: { measurement: [h(1, 48)] } },
+      { id: 'a', version: 'b@c', snp: { measurement: [h(2, 48)] } },
+    ];
+    expect(check(basePolicy({ referenceValues: refs })).errors).toEqual([]);
+    const again = check(basePolicy({ referenceValues: [...refs, { id: 'a', version: 'b@c' }] }));
+    expect(again.errors.map((e) => [e.path, e.code])).toEqual([['$.referenceValues[2]', 'POLICY_DUPLICATE_REFERENCE']]);
+    expect(again.errors[0]!.message).toContain('$.referenceValues[1]');
+  });
+
   it('warns about weakened settings and sections no allowed TEE uses', () => {
     const r = check(basePolicy({ tee: { allowed: ['tdx'] }, snp: { guestPolicy: { allowDebug: true } }, tdx: { allowDebug: true } }));
     expect(r.errors).toEqual([]);
