@@ -11,12 +11,14 @@ import { startVerifier, type RunningVerifier } from '../src/run.js';
 import { AZURE_VECTORS_TIME, CHALLENGE, ZERO_USER_DATA, azureEvidence } from './support/azure.js';
 
 /*
- * The real Azure SNP and TDX vTPM bundles through POST /v1/attest. They carry their publisher's nonce, so the
- * verifier is started with the test-only hooks (an argument of startVerifier, not a configuration setting):
- * accept exactly those nonces, and bind to the user-data/extraData the bundles were made with. Everything
- * else is the production path: schema at the edge, replay set, appraisal, record, signed result.
+ * The real Azure SNP and TDX vTPM bundles through POST /v1/attest. They are bound to their publisher's
+ * challenge ("challenge", 9 bytes, the quote's extraData; user-data zero), which is too short to be a nonce
+ * of ours (at least 16 bytes), so each request carries a fresh nonce that stands for it: the verifier is
+ * started with the test-only hooks (an argument of startVerifier, not a configuration setting) that accept
+ * exactly those nonces and bind each to the challenge it stands for. Everything else is the production path:
+ * schema at the edge, replay set, appraisal, record, signed result.
  */
-const vectorNonces = new Set<string>();
+const vectorNonces = new Map<string, Uint8Array>();
 let v: RunningVerifier;
 let strict: RunningVerifier;
 
@@ -42,8 +44,10 @@ beforeAll(async () => {
     now,
     testHooks: {
       challengeOverride: (nonce) => vectorNonces.has(nonce),
-      expectedBinding: (e: Evidence) =>
-        vectorNonces.has(e.nonce) ? { azureUserData: ZERO_USER_DATA, tpmExtraData: CHALLENGE, tdxWithoutCollateral: e.tee === 'azure-tdx-vtpm' } : undefined,
+      expectedBinding: (e: Evidence) => {
+        const challenge = vectorNonces.get(e.nonce);
+        return challenge ? { azureUserData: ZERO_USER_DATA, tpmExtraData: challenge, tdxWithoutCollateral: e.tee === 'azure-tdx-vtpm' } : undefined;
+      },
     },
   });
   strict = await startVerifier({ ...config, dataDir: join(dir, 'strict'), store: { kind: 'sqlite', path: join(dir, 'strict.sqlite') } }, { now });
@@ -58,9 +62,10 @@ async function post(server: RunningVerifier, e: Evidence): Promise<{ status: num
   return { status: r.status, body: (await r.json()) as AttestResponse & { code?: string } };
 }
 
-function vectorNonce(): string {
+/** A fresh nonce standing for `challenge` (by default the one the bundles were made for). */
+function vectorNonce(challenge: Uint8Array = CHALLENGE): string {
   const n = toB64url(new Uint8Array(randomBytes(32)));
-  vectorNonces.add(n);
+  vectorNonces.set(n, challenge);
   return n;
 }
 
@@ -94,6 +99,18 @@ describe('published Azure vTPM bundles over HTTP', () => {
     expect(r.status).toBe(200);
     expect(r.body.appraisal.verdict).toBe('fail');
     expect(r.body.appraisal.checks.find((c) => c.outcome === 'fail')!.name).toMatch(/^binding\.azure\./);
+  });
+
+  it('a bundle under a nonce that stands for another challenge fails the quote binding', async () => {
+    for (const [dir, tee] of [
+      ['az_snp_vtpm_milan_v2', 'azure-snp-vtpm'],
+      ['az_tdx_vtpm', 'azure-tdx-vtpm'],
+    ] as const) {
+      const r = await post(v, azureEvidence(dir, tee, undefined, vectorNonce(Buffer.from('challengf'))));
+      expect(r.status).toBe(200);
+      expect(r.body.appraisal.verdict).toBe('fail');
+      expect(r.body.appraisal.checks.find((c) => c.outcome === 'fail')).toMatchObject({ name: 'binding.tpmExtraData', code: 'APPRAISE_TPM_EXTRA_DATA_MISMATCH' });
+    }
   });
 
   it('a vector nonce is still single-use', async () => {
