@@ -1,6 +1,7 @@
 import safeRegex from 'safe-regex2';
 import { inputError } from '@joinguard/core';
 import { isSnpTee, isTdxTee } from './claims.js';
+import { canonicalizationProblem } from './digest.js';
 import { parsePolicy, type PolicyIssue } from './parse.js';
 import { referenceEntries, validity } from './refs.js';
 import { PCR_BANKS, type Policy } from './types.js';
@@ -67,6 +68,9 @@ export function checkPolicy(policy: Policy, now: Date): PolicyCheck {
   const warnings: PolicyIssue[] = [];
   const err = (path: string, code: string, message: string) => errors.push({ path, code, message });
   const warn = (path: string, code: string, message: string) => warnings.push({ path, code, message });
+
+  const jcs = canonicalizationProblem(policy);
+  if (jcs) err(jcs.path, 'POLICY_JCS_INVALID', `${jcs.message}: the policy would have no RFC 8785 digest and could not be recorded`);
 
   const tcb = policy.snp?.minimumTcb ?? {};
   for (const [k, v] of Object.entries(tcb)) {

@@ -24,6 +24,7 @@ export const POLICY_ERROR_CODES = {
   bankNotRequired: 'POLICY_BANK_NOT_REQUIRED',
   unusedSection: 'POLICY_UNUSED_SECTION',
   weak: 'POLICY_WEAK',
+  jcsInvalid: 'POLICY_JCS_INVALID',
   // rule failures (also POLICY_REFERENCE_EXPIRED / _NOT_YET_VALID, shared with checkPolicy)
   referenceExpired: 'POLICY_REFERENCE_EXPIRED',
   referenceNotYetValid: 'POLICY_REFERENCE_NOT_YET_VALID',

@@ -2,8 +2,10 @@ import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { stringify as toYaml } from 'yaml';
-import { defaultPolicy, parsePolicy, policyDigest, type Policy } from '../src/index.js';
-import { readExample } from './fixtures.js';
+import { isJoinguardError } from '@joinguard/core';
+import { canonicalJson } from '@joinguard/protocol';
+import { checkPolicy, defaultPolicy, loadPolicy, parsePolicy, policyDigest, type Policy } from '../src/index.js';
+import { basePolicy, readExample } from './fixtures.js';
 
 /** Reorders every object's keys (reversed), leaving arrays and values alone. */
 function reorder(x: unknown, pick: (keys: string[]) => string[]): unknown {
@@ -79,5 +81,47 @@ describe('policy digest', () => {
     order.tee.allowed.reverse();
     // Array order is meaning (and JCS keeps it): a different digest.
     expect(policyDigest(order)).not.toBe(d);
+  });
+
+  it('is over protocol\'s canonical JSON, the form records are written in', () => {
+    expect(policyDigest(example)).toBe(sha256(canonicalJson(example)));
+    const emoji = parsePolicy(JSON.stringify(basePolicy({ description: 'pool \ud83d\ude00' })));
+    expect(policyDigest(emoji)).toBe(sha256(sortedJson(emoji)));
+  });
+});
+
+describe('a policy RFC 8785 cannot canonicalize', () => {
+  const now = new Date('2026-11-23T10:00:00Z');
+  const thrown = (f: () => unknown) => {
+    try {
+      f();
+    } catch (e) {
+      if (isJoinguardError(e)) return e;
+      throw e;
+    }
+    throw new Error('expected a JoinguardError');
+  };
+  // YAML and JSON escapes can spell a lone UTF-16 surrogate; protocol's JCS (records) refuses one.
+  const yamlText = ['apiVersion: joinguard.io/v1alpha1', 'kind: AppraisalPolicy', 'name: x', 'description: "\\ud800"', 'tee: {allowed: [snp]}'].join('\n');
+  const jsonText = JSON.stringify(basePolicy({ referenceValues: [{ id: 'os', version: '1', boot: { kernelCmdline: ['ro \udc00'] } }] }));
+
+  it('is refused when loaded, with POLICY_JCS_INVALID at the string\'s path', () => {
+    for (const [text, path] of [
+      [yamlText, '$.description'],
+      [jsonText, '$.referenceValues[0].boot.kernelCmdline[0]'],
+    ] as const) {
+      const p = parsePolicy(text);
+      expect(checkPolicy(p, now).errors).toEqual([expect.objectContaining({ path, code: 'POLICY_JCS_INVALID' })]);
+      const e = thrown(() => loadPolicy(text, now));
+      expect(e.code).toBe('POLICY_SEMANTIC');
+      expect(e.kind).toBe('input');
+      expect(e.message).toContain(path);
+      expect(e.message).toContain('surrogate');
+    }
+  });
+
+  it('has no digest: policyDigest throws POLICY_INVALID naming the path', () => {
+    const e = thrown(() => policyDigest(parsePolicy(yamlText)));
+    expect(e).toMatchObject({ code: 'POLICY_INVALID', kind: 'input', details: { path: '$.description', cause: 'PROTOCOL_JCS_INVALID_VALUE' } });
   });
 });
