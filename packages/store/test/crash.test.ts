@@ -86,4 +86,35 @@ describe('JetStream store: crash safety', () => {
       }
     }
   });
+
+  it('kill -9 of the NATS server under an appending process loses no acknowledged record and forks no chain', async () => {
+    const names = { stream: 'JG_CRASH_SRV', subjectPrefix: 'jg.crashsrv.records', nonceBucket: 'jg-crashsrv-nonces', nodeBucket: 'jg-crashsrv-nodes', indexBucket: 'jg-crashsrv-ids', blobBucket: 'jg-crashsrv-blobs' };
+    const key: SigningKey = await generateSigningKey();
+    let acknowledged = 0;
+    for (let round = 0; round < 2; round++) {
+      acknowledged = await appendThenKill({
+        backend: 'jetstream',
+        target: server.url,
+        log: 'attest',
+        key,
+        minAppends: 30 + round * 11,
+        names: names as Record<string, string>,
+        killFirst: () => server.killAndRestart(),
+      });
+      const s = await openJetStreamStore({ servers: server.url, ...names, signer: { kid: key.kid, privateKey: key.privateKey } });
+      try {
+        const v = await s.verifyChain('attest', { keys: [key.publicJwk] });
+        expect(v.ok, v.reason).toBe(true);
+        expect(v.count).toBeGreaterThanOrEqual(acknowledged);
+        expect(await recordsWithoutTheirBlob(s)).toEqual([]);
+        // The restarted server takes appends again, on top of the same chain.
+        const data = Buffer.from(`after restart ${round}`);
+        const sha256 = createHash('sha256').update(data).digest('hex');
+        const next = await s.append({ kind: 'appraisal', log: 'attest', node: 'after-restart', body: { round, blob: sha256 }, blobs: [{ sha256, data }] });
+        expect(next.record.seq).toBe(v.count + 1);
+      } finally {
+        await s.close();
+      }
+    }
+  });
 });

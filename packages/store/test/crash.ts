@@ -19,6 +19,8 @@ export async function appendThenKill(opts: {
   key: SigningKey;
   minAppends: number;
   names?: Record<string, string>;
+  /** what to kill first once `minAppends` are reported (e.g. the NATS server under the appender); the appender is killed after it */
+  killFirst?: () => Promise<void>;
 }): Promise<number> {
   const jwk = { ...(await exportJWK(opts.key.privateKey)), kid: opts.key.kid };
   const child = spawn(process.execPath, ['--import', 'tsx', join(here, 'fixtures', 'append-loop.ts'), opts.backend, opts.target, opts.log], {
@@ -42,10 +44,16 @@ export async function appendThenKill(opts: {
         lastSeq = Math.max(lastSeq, Number(l));
         seen++;
       }
-      if (seen >= opts.minAppends) {
+      if (seen >= opts.minAppends && seen - lines.length < opts.minAppends) {
         clearTimeout(timer);
-        child.kill('SIGKILL');
-        resolvePromise();
+        // Appends reported while the server is being killed were acknowledged before it died: they count too.
+        void (opts.killFirst ?? (async () => undefined))().then(
+          () => {
+            child.kill('SIGKILL');
+            resolvePromise();
+          },
+          (e: unknown) => rejectPromise(e as Error),
+        );
       }
     });
     child.once('exit', (code) => {

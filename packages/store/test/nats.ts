@@ -17,7 +17,32 @@ export interface NatsServer {
   url: string;
   dir: string;
   proc: ChildProcess;
+  /** SIGKILL (no flush, no clean shutdown), then a new server on the same port and store directory. */
+  killAndRestart(): Promise<void>;
   stop(): Promise<void>;
+}
+
+function spawnReady(bin: string, args: string[]): Promise<ChildProcess> {
+  const proc = spawn(bin, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  let log = '';
+  return new Promise<ChildProcess>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`nats-server did not start:\n${log}`)), 15_000);
+    const onExit = (code: number | null) => {
+      clearTimeout(timer);
+      reject(new Error(`nats-server exited with ${code}:\n${log}`));
+    };
+    proc.stderr!.on('data', (d: Buffer) => {
+      log += d.toString();
+      if (log.includes('Server is ready')) {
+        clearTimeout(timer);
+        proc.off('exit', onExit);
+        proc.stderr!.removeAllListeners('data');
+        proc.stderr!.resume();
+        resolve(proc);
+      }
+    });
+    proc.once('exit', onExit);
+  });
 }
 
 /** nats-server with JetStream on a free loopback port and a fresh store directory; stopped by stop(). */
@@ -26,27 +51,22 @@ export async function startNatsServer(): Promise<NatsServer> {
   if (bin === undefined) throw new Error('nats-server is not installed (apt-get install nats-server)');
   const dir = mkdtempSync(join(tmpdir(), 'joinguard-nats-'));
   const port = await freePort();
-  const proc = spawn(bin, ['-js', '-a', '127.0.0.1', '-p', String(port), '-sd', dir], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let log = '';
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`nats-server did not start:\n${log}`)), 15_000);
-    proc.stderr!.on('data', (d: Buffer) => {
-      log += d.toString();
-      if (log.includes('Server is ready')) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-    proc.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`nats-server exited with ${code}:\n${log}`));
-    });
-  });
-  proc.stderr!.resume();
+  const args = ['-js', '-a', '127.0.0.1', '-p', String(port), '-sd', dir];
+  let proc = await spawnReady(bin, args);
   return {
     url: `127.0.0.1:${port}`,
     dir,
-    proc,
+    get proc() {
+      return proc;
+    },
+    async killAndRestart() {
+      if (proc.exitCode === null && proc.signalCode === null) {
+        const exited = new Promise((r) => proc.once('exit', r));
+        proc.kill('SIGKILL');
+        await exited;
+      }
+      proc = await spawnReady(bin, args);
+    },
     async stop() {
       if (proc.exitCode === null) {
         const exited = new Promise((r) => proc.once('exit', r));
