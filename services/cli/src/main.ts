@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import { EXIT_USAGE, isCommanderExit } from './output.js';
+import { EXIT_USAGE, isCommanderExit, quietOnClosedStdout } from './output.js';
 import { registerSnp } from './commands/snp.js';
 import { registerTdx } from './commands/tdx.js';
 import { registerTpm } from './commands/tpm.js';
@@ -36,6 +36,7 @@ function applyExitOverride(c: Command): void {
 }
 
 export async function main(argv: string[]): Promise<void> {
+  quietOnClosedStdout();
   const program = buildProgram();
   try {
     await program.parseAsync(argv, { from: 'user' });

@@ -14,7 +14,33 @@ export interface OutputOptions {
 }
 
 export function writeJson(value: unknown): void {
-  process.stdout.write(JSON.stringify(value, jsonReplacer, 2) + '\n');
+  writeOut(JSON.stringify(value, jsonReplacer, 2) + '\n');
+}
+
+/** Whether stdout's reader went away (EPIPE): what is left to print has nobody to read it. */
+let stdoutClosed = false;
+
+/** Text for stdout, unless its reader is gone. */
+export function writeOut(text: string): void {
+  if (!stdoutClosed) process.stdout.write(text);
+}
+
+/**
+ * A reader that stops reading (`joinguard audit list --json | head -c 10`) closes stdout under us, and Node
+ * reports it as an 'error' event that, unhandled, ends the process with a stack trace and exit 1, the code the
+ * contract keeps for rejected evidence. It is nobody's failure: printing stops and the process ends quietly
+ * with the exit code of what the command found (0 for a listing, or a verification that passed).
+ */
+export function quietOnClosedStdout(): void {
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE' || e.code === 'ERR_STREAM_DESTROYED') {
+      stdoutClosed = true;
+      return;
+    }
+    stdoutClosed = true;
+    process.stderr.write(`joinguard: cannot write to stdout: ${e.message}\n`);
+    process.exitCode = EXIT_USAGE;
+  });
 }
 
 /** bigint and byte arrays never reach JSON raw: bigint as decimal string, bytes as hex. */
@@ -34,7 +60,7 @@ export async function runCommand(opts: OutputOptions, body: () => Promise<{ json
   try {
     const out = await body();
     if (opts.json) writeJson(out.json);
-    else process.stdout.write(out.text.endsWith('\n') ? out.text : out.text + '\n');
+    else writeOut(out.text.endsWith('\n') ? out.text : out.text + '\n');
     process.exitCode = EXIT_OK;
   } catch (e) {
     process.exitCode = reportFailure(opts, e);

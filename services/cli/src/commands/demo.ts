@@ -11,7 +11,7 @@ import type { AttestResponse, KeyReleaseResponse } from '@joinguard/protocol';
 import { verifyResult } from '@joinguard/protocol';
 import { createSimCvm, teeKeyPair, type SimCvm, type SimTamper } from '@joinguard/simcvm';
 import { loadConfig, startVerifier, type RunningVerifier } from '@joinguard/verifier';
-import { EXIT_OK, EXIT_REJECTED, reportFailure, usage, writeJson } from '../output.js';
+import { EXIT_OK, EXIT_REJECTED, reportFailure, usage, writeJson, writeOut } from '../output.js';
 
 /**
  * `joinguard demo`: the whole flow on the embedded defaults, with nothing to install but the npm packages.
@@ -213,7 +213,7 @@ export function registerDemo(program: Command): void {
           const lines = r.steps.map((s) => `${s.ok ? 'ok  ' : 'FAIL'} ${s.step}: ${s.detail}`);
           lines.push(r.ok ? 'every step behaved as it should' : `some steps did not behave as they should; the files are kept in ${r.dir}`);
           if (opts.dir) lines.push(`the auditor's command, again: ${r.audit}`);
-          process.stdout.write(lines.join('\n') + '\n');
+          writeOut(lines.join('\n') + '\n');
         }
         process.exitCode = r.ok ? EXIT_OK : EXIT_REJECTED;
       } catch (e) {
