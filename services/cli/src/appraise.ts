@@ -56,13 +56,23 @@ export function trustFrom(o: TrustOpts): AppraisalTrust {
   });
 }
 
+/**
+ * An evidence bundle is a JSON object. Anything else (`[]`, `null`, a number) is not a bundle at all: the input
+ * is unusable (exit 2), where an object, however wrong, is evidence for the appraisal to reject (exit 1).
+ */
 export function readEvidenceFile(path: string): Evidence {
+  let doc: unknown;
   try {
-    return JSON.parse(readText(path, 'evidence', MAX_EVIDENCE_BYTES)) as Evidence;
+    doc = JSON.parse(readText(path, 'evidence', MAX_EVIDENCE_BYTES));
   } catch (e) {
     if (e instanceof SyntaxError) throw inputError('CLI_BAD_EVIDENCE', `evidence ${path} is not JSON: ${e.message}`, { path });
     throw e;
   }
+  if (!isObject(doc)) {
+    const what = doc === null ? 'null' : Array.isArray(doc) ? 'an array' : `a ${typeof doc}`;
+    throw inputError('CLI_BAD_EVIDENCE', `evidence ${path} is ${what}, not an evidence bundle (a JSON object, the body of POST /v1/attest)`, { path });
+  }
+  return doc as unknown as Evidence;
 }
 
 /**

@@ -136,6 +136,30 @@ describe('joinguard verify', () => {
     expect(cli(good, '--policy', policy, '--at', 'yesterday', '--json').code).toBe(2);
   });
 
+  it.each([
+    ['[]', 'an array'],
+    ['null', 'null'],
+    ['42', 'a number'],
+    ['"evidence"', 'a string'],
+  ])('exit 2 for JSON that is not an evidence bundle at all: %s', (content, what) => {
+    const f = join(dir, `not-a-bundle-${what.replace(/\W/g, '')}.json`);
+    writeFileSync(f, content);
+    const r = cli(f, '--policy', policy, '--snp-test-root', trust.snpRootsPem!, '--json');
+    expect(r.code).toBe(2);
+    expect(errorOf(r.json)?.code).toBe('CLI_BAD_EVIDENCE');
+    expect(r.stderr).toContain(`CLI_BAD_EVIDENCE: evidence ${f} is ${what}, not an evidence bundle`);
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+  });
+
+  it('an object that is not valid evidence is still evidence rejected (exit 1)', () => {
+    const f = join(dir, 'empty-object.json');
+    writeFileSync(f, '{}');
+    const r = cli(f, '--policy', policy, '--snp-test-root', trust.snpRootsPem!, '--json');
+    expect(r.code).toBe(1);
+    expect(r.json?.verified).toBe(false);
+    expect(errorOf(r.json)?.details?.check).toBe('evidence.decode');
+  });
+
   it('a simulated TDX bundle passes with --tdx-test-root and --tdx-collateral, and fails without the collateral', async () => {
     const tdx = await createSimCvm({ tee: 'tdx', vtpm: 'software', nodeName: 'cli-tdx' });
     try {
