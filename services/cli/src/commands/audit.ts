@@ -2,9 +2,9 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import type { JSONWebKeySet } from 'jose';
-import { inputError, reject } from '@joinguard/core';
-import { allKeys, evidenceOfRecord, isSha256Hex, type KeyRing, type RecordPage, type RecordQuery, type SignedRecord } from '@joinguard/protocol';
-import { allRecords, decodeRecordJws, verifyEntries, type ChainVerification, type RecordStore } from '@joinguard/store';
+import { inputError, isJoinguardError, reject, type JoinguardError } from '@joinguard/core';
+import { allKeys, evidenceOfRecord, isSha256Hex, type AuditRecord, type KeyRing, type RecordPage, type RecordQuery, type SignedRecord } from '@joinguard/protocol';
+import { decodeRecordJws, verifyEntries, type ChainEntry, type ChainVerification, type RecordStore } from '@joinguard/store';
 import { readPolicy, recordedPolicy } from '@joinguard/verifier';
 import { policyDigest, type Policy } from '@joinguard/policy';
 import { appraise, trustFlags, trustFrom, type TrustOpts } from '../appraise.js';
@@ -46,7 +46,7 @@ async function httpGet(url: string, token: string | undefined): Promise<Response
 }
 
 function httpFailure(url: string, status: number, body: { code?: string; message?: string } | undefined) {
-  return inputError('AUDIT_HTTP', `${url} answered ${status}${body?.code ? ` ${body.code}: ${body.message}` : ''}`, { status });
+  return inputError('AUDIT_HTTP', `${url} answered ${status}${body?.code ? ` ${body.code}: ${body.message}` : ''}`, { status, ...(typeof body?.code === 'string' ? { serverCode: body.code } : {}) });
 }
 
 async function httpBlob(url: string, token: string | undefined): Promise<Uint8Array | undefined> {
@@ -115,7 +115,7 @@ async function openSource(o: SourceOptions): Promise<RecordSource> {
         return j;
       },
       logs: async () => ['appraisals', 'key-releases', 'revocations', 'policy', 'csr-decisions'],
-      verifyChain: (log, keys) => verifyEntries(log, logEntries(source, log), keys),
+      verifyChain: (log, keys) => verifyLogEntries(source, log, keys),
       // The name is checked before it goes into a URL; what comes back is checked against it by the caller.
       blob: async (sha256) => (isSha256Hex(sha256) ? httpBlob(`${base}/v1/blobs/${sha256}`, token) : undefined),
       close: async () => undefined,
@@ -172,25 +172,87 @@ function withSource<T>(o: SourceOptions, f: (s: RecordSource) => Promise<T>): Pr
 
 /**
  * The id of the stored record at which a chain breaks (the one at position `count`, in storage order), read
- * from its payload without trusting it. None for a seq gap: the record of that seq is missing.
+ * from its payload without trusting it. None for a seq gap (the record of that seq is missing), nor for a
+ * record whose JWS does not even decode (its id is then known only to the store's index).
  */
 async function brokenRecordId(s: RecordSource, c: ChainVerification): Promise<string | undefined> {
   if (c.ok || c.code === 'STORE_CHAIN_SEQ_GAP') return undefined;
   let i = 0;
-  for await (const { jws } of logEntries(s, c.log)) {
+  for await (const entry of readLog(s, c.log)) {
     if (i++ < c.count) continue;
-    try {
-      const id = decodeRecordJws(jws).id;
-      return typeof id === 'string' ? id : undefined;
-    } catch {
-      return undefined;
-    }
+    if ('unreadable' in entry) return undefined;
+    const id = decodedRecord(entry.jws)?.id;
+    return typeof id === 'string' ? id : undefined;
   }
   return undefined;
 }
 
-function logEntries(s: RecordSource, log: string): AsyncIterable<{ jws: string }> {
-  return allRecords((q) => s.query(q), { log, limit: 1000 });
+/** A stored record as read back for the audit: its JWS, or why the source could not hand it out. */
+type LogEntry = { jws: string } | { unreadable: JoinguardError };
+
+/**
+ * A source refuses a page holding a record whose JWS does not decode (the store's query decodes every record
+ * it returns; a verifier answers with the store's STORE_RECORD_MALFORMED). That is the evidence being bad, not
+ * the audit's input, and it must not hide the rest of the report.
+ */
+function isUnreadableRecord(e: unknown): e is JoinguardError {
+  return isJoinguardError(e) && (e.code === 'STORE_RECORD_MALFORMED' || (e.code === 'AUDIT_HTTP' && e.details.serverCode === 'STORE_RECORD_MALFORMED'));
+}
+
+/**
+ * Every record of a log in storage order, page by page. A page the source cannot hand out is read again one
+ * record at a time, up to the record that spoils it, which ends the log as `unreadable` (no cursor leads past
+ * it). Any other failure (an unreachable verifier, a refused token) is thrown.
+ */
+async function* readLog(s: RecordSource, log: string): AsyncGenerator<LogEntry> {
+  let cursor: string | undefined;
+  let limit = 1000;
+  while (true) {
+    let page: RecordPage;
+    try {
+      page = await s.query({ log, limit, ...(cursor ? { cursor } : {}) });
+    } catch (e) {
+      if (!isUnreadableRecord(e)) throw e;
+      if (limit > 1) {
+        limit = 1;
+        continue;
+      }
+      yield { unreadable: e };
+      return;
+    }
+    for (const r of page.records) yield { jws: r.jws };
+    if (!page.nextCursor) return;
+    cursor = page.nextCursor;
+  }
+}
+
+/** The payload of a JWS, unverified (to name a record, never to trust it); undefined when it is not a record. */
+function decodedRecord(jws: string): AuditRecord | undefined {
+  try {
+    const r = decodeRecordJws(jws);
+    return typeof r === 'object' && r !== null && !Array.isArray(r) ? r : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The chain check of a log read through the source's queries (over HTTP): a record it cannot hand out breaks the chain there. */
+async function verifyLogEntries(s: RecordSource, log: string, keys: JSONWebKeySet): Promise<ChainVerification> {
+  let unreadable: JoinguardError | undefined;
+  async function* entries(): AsyncGenerator<ChainEntry> {
+    for await (const entry of readLog(s, log)) {
+      if ('unreadable' in entry) {
+        unreadable = entry.unreadable;
+        return;
+      }
+      yield { jws: entry.jws };
+    }
+  }
+  const chain = await verifyEntries(log, entries(), keys);
+  if (chain.ok && unreadable) {
+    return { ok: false, log, count: chain.count, firstBadSeq: chain.count + 1, code: 'STORE_CHAIN_MALFORMED', reason: `record at position ${chain.count + 1} of log ${log} cannot be read: ${unreadable.message}` };
+  }
+  return chain;
 }
 
 /** A policy --reappraise can judge records by, and where it came from (a policy record's id, or a file). */
@@ -207,8 +269,10 @@ interface KnownPolicy {
  */
 async function knownPolicies(s: RecordSource, files: string[] | undefined, now: Date): Promise<Map<string, KnownPolicy>> {
   const known = new Map<string, KnownPolicy>();
-  for await (const { jws } of logEntries(s, 'policy')) {
-    const rec = decodeRecordJws(jws);
+  for await (const entry of readLog(s, 'policy')) {
+    // A record that does not decode breaks the policy log's chain, which this same command reports.
+    const rec = 'jws' in entry ? decodedRecord(entry.jws) : undefined;
+    if (!rec) continue;
     // A document this version cannot load: the records under it are reported as skipped, with the digest.
     const recorded = recordedPolicy(rec);
     if (recorded && !known.has(recorded.digest)) known.set(recorded.digest, { policy: recorded.policy, from: `policy record ${rec.id}` });
@@ -283,8 +347,10 @@ export function registerAudit(program: Command): void {
           if (o.reappraise) {
             const policies = await knownPolicies(s, o.policy, new Date());
             const trust = trustFrom(o);
-            for await (const { jws } of logEntries(s, 'appraisals')) {
-              const rec = decodeRecordJws(jws);
+            for await (const entry of readLog(s, 'appraisals')) {
+              // What does not decode is not evidence to re-run; the chain of its log names it.
+              const rec = 'jws' in entry ? decodedRecord(entry.jws) : undefined;
+              if (!rec) continue;
               const recordedPolicy = rec.body.policy as { digest?: string } | undefined;
               const who = { id: rec.id, ...(rec.node ? { node: rec.node } : {}) };
               const recorded = rec.verdict ? { recorded: rec.verdict } : {};

@@ -1,0 +1,112 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildCli, cli, cliAsync, type CliRun } from './support.js';
+import { makeRecords, startAuditedVerifier, tamperedCopy, type AuditedVerifier, type RecordsFixture } from './records-fixture.js';
+
+/*
+ * `joinguard audit verify` over a record whose JWS is garbage (it does not even decode, so the store's
+ * queries refuse the page that holds it): exit 1 with the chain failure at that record's log and seq, and the
+ * report of every other log, instead of a bare STORE_RECORD_MALFORMED with no chains. Offline against copies
+ * of a store file, online through a verifier on a file spoiled under it.
+ */
+
+interface Chain {
+  log: string;
+  ok: boolean;
+  count: number;
+  firstBadSeq?: number;
+  firstBadId?: string;
+  code?: string;
+}
+
+let dir: string;
+let fx: RecordsFixture;
+
+const verify = (store: string, ...args: string[]) => cli('audit', 'verify', '--store', store, '--keys', fx.keysDir, ...args, '--json');
+const failure = (r: CliRun) => (r.json as { error: { code: string; message: string; details: { chains: Chain[]; heads: Array<{ log: string }>; reappraisals?: unknown[] } } }).error;
+const garbage = (log: string, seq: number) => `UPDATE records SET jws = 'garbage' WHERE log = '${log}' AND seq = ${seq}`;
+
+beforeAll(async () => {
+  buildCli();
+  dir = mkdtempSync(join(tmpdir(), 'jg-cli-audit-malformed-'));
+  fx = await makeRecords(dir);
+});
+
+afterAll(() => {
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+describe('joinguard audit verify: a record whose JWS is garbage', () => {
+  it('exit 1 with STORE_CHAIN_MALFORMED naming its log and seq, and every other log\'s chain still reported', () => {
+    const r = verify(tamperedCopy(fx.store, dir, garbage('appraisals', 2)));
+    expect(r.code).toBe(1);
+    const e = failure(r);
+    expect(e.code).toBe('STORE_CHAIN_MALFORMED');
+    expect(e.message).toMatch(/log appraisals breaks at seq 2/);
+    expect(e.details.chains.find((c) => c.log === 'appraisals')).toMatchObject({ ok: false, count: 1, firstBadSeq: 2, code: 'STORE_CHAIN_MALFORMED' });
+    expect(Object.fromEntries(e.details.chains.filter((c) => c.log !== 'appraisals').map((c) => [c.log, [c.ok, c.count]]))).toEqual({ 'key-releases': [true, 2], revocations: [true, 1] });
+    // Text mode says the same on stderr.
+    const t = cli('audit', 'verify', '--store', tamperedCopy(fx.store, dir, garbage('appraisals', 2)), '--keys', fx.keysDir);
+    expect(t.code).toBe(1);
+    expect(t.stderr).toMatch(/STORE_CHAIN_MALFORMED: log appraisals breaks at seq 2/);
+  });
+
+  it('the first record of a log, and the last: each named by log and seq', () => {
+    for (const [log, seq, count] of [['key-releases', 1, 0], ['appraisals', 3, 2]] as const) {
+      const e = failure(verify(tamperedCopy(fx.store, dir, garbage(log, seq))));
+      expect(e.code).toBe('STORE_CHAIN_MALFORMED');
+      expect(e.details.chains.find((c) => c.log === log)).toMatchObject({ ok: false, count, firstBadSeq: seq });
+      expect(e.details.chains).toHaveLength(3);
+    }
+  });
+
+  it('a JWS whose signature is garbage but whose payload decodes is named by its record id too', () => {
+    const { record, jws } = fx.made.appraisals![1]!;
+    const [h, p] = jws.split('.');
+    const e = failure(verify(tamperedCopy(fx.store, dir, `UPDATE records SET jws = '${h}.${p}.garbage' WHERE id = '${record.id}'`)));
+    expect(e.details.chains.find((c) => c.log === 'appraisals')).toMatchObject({ ok: false, firstBadSeq: 2, firstBadId: record.id });
+    expect(e.message).toContain(record.id);
+  });
+
+  it('with --reappraise: the same chain failure and chains, not a bare STORE_RECORD_MALFORMED', () => {
+    const r = verify(tamperedCopy(fx.store, dir, garbage('appraisals', 2)), '--reappraise');
+    expect(r.code).toBe(1);
+    const e = failure(r);
+    expect(e.code).toBe('STORE_CHAIN_MALFORMED');
+    expect(e.details.chains).toHaveLength(3);
+    expect(e.details.chains.find((c) => c.log === 'appraisals')).toMatchObject({ ok: false, firstBadSeq: 2 });
+  });
+
+  describe('online (--url)', () => {
+    let live: string;
+    let verifier: AuditedVerifier;
+    const online = () => verifier.args;
+
+    beforeAll(async () => {
+      live = tamperedCopy(fx.store, dir);
+      verifier = await startAuditedVerifier(dir, live, fx.key);
+    });
+
+    afterAll(async () => {
+      await verifier?.v.close();
+    });
+
+    it('a garbage JWS in the live store: exit 1 with STORE_CHAIN_MALFORMED at its log and seq, the other chains reported', async () => {
+      const db = new Database(live);
+      // In the middle of a log: the page that holds it is refused, the records before it are still read.
+      db.prepare(garbage('appraisals', 2)).run();
+      db.close();
+      const r = await cliAsync('audit', 'verify', ...online(), '--json');
+      expect(r.code).toBe(1);
+      const e = failure(r);
+      expect(e.code).toBe('STORE_CHAIN_MALFORMED');
+      expect(e.message).toMatch(/log appraisals breaks at seq 2/);
+      expect(e.details.chains.find((c) => c.log === 'appraisals')).toMatchObject({ ok: false, count: 1, firstBadSeq: 2, code: 'STORE_CHAIN_MALFORMED' });
+      expect(e.details.chains.find((c) => c.log === 'key-releases')).toMatchObject({ ok: true, count: 2 });
+      expect(e.details.chains.find((c) => c.log === 'revocations')).toMatchObject({ ok: true, count: 1 });
+    });
+  });
+});
