@@ -4,12 +4,13 @@ import type { Command } from 'commander';
 import type { JSONWebKeySet } from 'jose';
 import { inputError, isJoinguardError, reject, type JoinguardError } from '@joinguard/core';
 import { allKeys, evidenceOfRecord, isSha256Hex, type AuditRecord, type KeyRing, type RecordPage, type RecordQuery, type SignedRecord } from '@joinguard/protocol';
-import { decodeRecordJws, verifyEntries, type ChainEntry, type ChainVerification, type RecordStore } from '@joinguard/store';
+import { decodeRecordJws, openRecord, verifyEntries, type ChainEntry, type ChainVerification, type RecordStore } from '@joinguard/store';
 import { readPolicy, recordedPolicy } from '@joinguard/verifier';
 import { policyDigest, type Policy } from '@joinguard/policy';
 import { appraise, trustFlags, trustFrom, type TrustOpts } from '../appraise.js';
 import { openStoreFile } from '../store-file.js';
 import { runCommand, usage } from '../output.js';
+import { checkHead, readHeads, writeHeads, type HeadCheck, type LogHead, type LogPoint } from './audit-heads.js';
 
 interface SourceOptions {
   url?: string;
@@ -26,11 +27,20 @@ interface RecordSource {
   get(id: string): Promise<SignedRecord | undefined>;
   keys(): Promise<JSONWebKeySet>;
   logs(): Promise<string[]>;
-  /** The store checks its own index columns against the signed records too; over HTTP only the JWS chain is seen. */
-  verifyChain(log: string, keys: JSONWebKeySet): Promise<ChainVerification>;
+  /**
+   * The store checks its own index columns against the signed records too; over HTTP only the JWS chain is seen.
+   * With the verification come the verified records at the seqs in `at` and the last verified one (the head).
+   */
+  verifyChain(log: string, keys: JSONWebKeySet, at: ReadonlySet<number>): Promise<VerifiedChain>;
   /** What a record names by SHA-256 (its event log); undefined when the source does not have it. */
   blob(sha256: string): Promise<Uint8Array | undefined>;
   close(): Promise<void>;
+}
+
+interface VerifiedChain {
+  chain: ChainVerification;
+  /** by seq: verified records, among those asked for and the last verified one */
+  points: Map<number, LogPoint>;
 }
 
 /** Largest blob read over HTTP: an event log is at most a few MiB (the evidence schema's bound). */
@@ -115,7 +125,7 @@ async function openSource(o: SourceOptions): Promise<RecordSource> {
         return j;
       },
       logs: async () => ['appraisals', 'key-releases', 'revocations', 'policy', 'csr-decisions'],
-      verifyChain: (log, keys) => verifyLogEntries(source, log, keys),
+      verifyChain: (log, keys, at) => verifyLogEntries(source, log, keys, at),
       // The name is checked before it goes into a URL; what comes back is checked against it by the caller.
       blob: async (sha256) => (isSha256Hex(sha256) ? httpBlob(`${base}/v1/blobs/${sha256}`, token) : undefined),
       close: async () => undefined,
@@ -124,7 +134,7 @@ async function openSource(o: SourceOptions): Promise<RecordSource> {
   }
   if (o.store) {
     const store: RecordStore = await openStoreFile(o.store);
-    return {
+    const source: RecordSource = {
       query: (q) => store.query(q),
       get: (id) => store.get(id),
       keys: async () => {
@@ -133,10 +143,16 @@ async function openSource(o: SourceOptions): Promise<RecordSource> {
         throw usage('offline verification needs the verifier keys: --keys DIR (the verifier signing-keys folder) or --jwks FILE');
       },
       logs: () => store.logs(),
-      verifyChain: (log, keys) => store.verifyChain(log, keys),
+      // The store's own walk (which also sees its index columns) hands out no hashes: the verified records
+      // wanted are read back once more.
+      verifyChain: async (log, keys, at) => {
+        const chain = await store.verifyChain(log, keys);
+        return { chain, points: await verifiedPoints(source, log, keys, [...at, chain.count].filter((seq) => seq >= 1 && seq <= chain.count)) };
+      },
       blob: (sha256) => store.getBlob(sha256),
       close: () => store.close(),
     };
+    return source;
   }
   throw usage('give --url URL (with --token or JOINGUARD_TOKEN) or --store FILE');
 }
@@ -236,23 +252,55 @@ function decodedRecord(jws: string): AuditRecord | undefined {
   }
 }
 
-/** The chain check of a log read through the source's queries (over HTTP): a record it cannot hand out breaks the chain there. */
-async function verifyLogEntries(s: RecordSource, log: string, keys: JSONWebKeySet): Promise<ChainVerification> {
+/**
+ * The chain check of a log read through the source's queries (over HTTP), keeping the verified records at the
+ * seqs in `at` and the last one as they pass. A record the source cannot hand out breaks the chain there.
+ */
+async function verifyLogEntries(s: RecordSource, log: string, keys: JSONWebKeySet, at: ReadonlySet<number>): Promise<VerifiedChain> {
+  const points = new Map<number, LogPoint>();
+  let last: { seq: number; point: LogPoint } | undefined;
   let unreadable: JoinguardError | undefined;
+  const keep = (record: AuditRecord, hash: string): undefined => {
+    last = { seq: record.seq, point: { hash, id: record.id } };
+    if (at.has(record.seq)) points.set(record.seq, last.point);
+    return undefined;
+  };
   async function* entries(): AsyncGenerator<ChainEntry> {
     for await (const entry of readLog(s, log)) {
       if ('unreadable' in entry) {
         unreadable = entry.unreadable;
         return;
       }
-      yield { jws: entry.jws };
+      yield { jws: entry.jws, crossCheck: keep };
     }
   }
-  const chain = await verifyEntries(log, entries(), keys);
+  let chain = await verifyEntries(log, entries(), keys);
   if (chain.ok && unreadable) {
-    return { ok: false, log, count: chain.count, firstBadSeq: chain.count + 1, code: 'STORE_CHAIN_MALFORMED', reason: `record at position ${chain.count + 1} of log ${log} cannot be read: ${unreadable.message}` };
+    chain = { ok: false, log, count: chain.count, firstBadSeq: chain.count + 1, code: 'STORE_CHAIN_MALFORMED', reason: `record at position ${chain.count + 1} of log ${log} cannot be read: ${unreadable.message}` };
   }
-  return chain;
+  if (last) points.set(last.seq, last.point);
+  return { chain, points };
+}
+
+/**
+ * The records at the given seqs of a log whose chain verified up to them (so the record at position n has seq
+ * n), read again and checked again: their hashes and ids.
+ */
+async function verifiedPoints(s: RecordSource, log: string, keys: JSONWebKeySet, seqs: number[]): Promise<Map<number, LogPoint>> {
+  const points = new Map<number, LogPoint>();
+  const wanted = new Set(seqs);
+  const end = Math.max(0, ...seqs);
+  let position = 0;
+  for await (const entry of readLog(s, log)) {
+    if (++position > end) break;
+    if (!wanted.has(position)) continue;
+    const changed = () => reject('AUDIT_LOG_CHANGED', `log ${log} changed while it was verified: its record at position ${position} is not the one verified`, { log, position });
+    if ('unreadable' in entry) throw changed();
+    const opened = await openRecord(entry.jws, keys).catch(() => undefined);
+    if (!opened || opened.record.seq !== position || opened.record.log !== log) throw changed();
+    points.set(position, { hash: opened.hash, id: opened.record.id });
+  }
+  return points;
 }
 
 /** A policy --reappraise can judge records by, and where it came from (a policy record's id, or a file). */
@@ -331,17 +379,30 @@ export function registerAudit(program: Command): void {
   trustFlags(
     sourceFlags(audit.command('verify').description('re-check every log: signatures, sequence and hash links; --reappraise re-runs stored evidence'))
       .option('--reappraise', 're-run the verification of every stored appraisal and compare verdicts')
-      .option('--policy <file...>', 'policies for --reappraise besides those in the policy log (the default policy when absent); each record is judged by the policy whose digest it recorded'),
+      .option('--policy <file...>', 'policies for --reappraise besides those in the policy log (the default policy when absent); each record is judged by the policy whose digest it recorded')
+      .option('--heads <file>', 'heads saved by an earlier --save-heads: each log named there must still hold its record at that seq with that hash (a log cut short or gone fails with STORE_CHAIN_TRUNCATED, one rewritten with STORE_CHAIN_FORKED)')
+      .option('--save-heads <file>', 'once everything verified, write the head of every log (log, seq, hash, id) to this file, atomically, for a later --heads'),
   )
-    .action((o: SourceOptions & TrustOpts & { reappraise?: boolean; policy?: string[] }) =>
+    .action((o: SourceOptions & TrustOpts & { reappraise?: boolean; policy?: string[]; heads?: string; saveHeads?: string }) =>
       runCommand(o, async () => {
+        // A heads file that cannot be used is the auditor's input, refused before anything is read.
+        const saved = o.heads === undefined ? [] : readHeads(o.heads);
         const report = await withSource(o, async (s) => {
           const keys = await s.keys();
           const chains: Array<ChainVerification & { firstBadId?: string }> = [];
-          for (const log of await s.logs()) {
-            const c = await s.verifyChain(log, keys);
+          const heads: LogHead[] = [];
+          const headChecks: HeadCheck[] = [];
+          // A log with a saved head is verified even when the source no longer lists it: that is how a log
+          // removed whole shows.
+          const logs = [...new Set([...(await s.logs()), ...saved.map((h) => h.log)])];
+          for (const log of logs) {
+            const mine = saved.find((h) => h.log === log);
+            const { chain: c, points } = await s.verifyChain(log, keys, new Set(mine ? [mine.seq] : []));
             const id = await brokenRecordId(s, c);
             chains.push(id === undefined ? c : { ...c, firstBadId: id });
+            const head = points.get(c.count);
+            if (c.ok && c.count > 0 && head) heads.push({ log, seq: c.count, ...head });
+            if (mine) headChecks.push(checkHead(mine, c, points.get(mine.seq)));
           }
           const reappraisals: Array<{ id: string; node?: string; recorded?: string; now: string; same: boolean; policy?: string; policyFrom?: string; code?: string; reason?: string }> = [];
           if (o.reappraise) {
@@ -387,16 +448,39 @@ export function registerAudit(program: Command): void {
               });
             }
           }
-          return { chains, reappraisals };
+          return { chains, heads, headChecks, reappraisals };
         });
         const broken = report.chains.filter((c) => !c.ok);
+        const lost = report.headChecks.filter((h) => !h.ok);
         const differing = report.reappraisals.filter((r) => !r.same);
-        const json = { verified: broken.length === 0 && differing.length === 0, chains: report.chains, ...(o.reappraise ? { reappraisals: report.reappraisals } : {}) };
+        const json = {
+          verified: broken.length === 0 && lost.length === 0 && differing.length === 0,
+          chains: report.chains,
+          heads: report.heads,
+          ...(o.heads !== undefined ? { headChecks: report.headChecks } : {}),
+          ...(o.reappraise ? { reappraisals: report.reappraisals } : {}),
+        };
         if (!json.verified) {
+          // The heads are not saved: a store that failed the audit must not become the next audit's reference.
           const first = broken[0];
-          throw reject(first ? (first.code ?? 'AUDIT_CHAIN_BROKEN') : 'AUDIT_REAPPRAISAL_DIFFERS', first ? `log ${first.log} breaks at seq ${first.firstBadSeq}${first.firstBadId ? ` (record ${first.firstBadId})` : ''}: ${first.reason}` : `${differing.length} stored appraisal(s) do not give the recorded verdict again`, json as unknown as Record<string, unknown>);
+          const gone = lost[0];
+          if (first) {
+            throw reject(first.code ?? 'AUDIT_CHAIN_BROKEN', `log ${first.log} breaks at seq ${first.firstBadSeq}${first.firstBadId ? ` (record ${first.firstBadId})` : ''}: ${first.reason}`, json as unknown as Record<string, unknown>);
+          }
+          if (gone) throw reject(gone.code ?? 'AUDIT_HEAD_LOST', `log ${gone.log} at seq ${gone.seq}: ${gone.reason}`, json as unknown as Record<string, unknown>);
+          throw reject('AUDIT_REAPPRAISAL_DIFFERS', `${differing.length} stored appraisal(s) do not give the recorded verdict again`, json as unknown as Record<string, unknown>);
         }
-        const text = report.chains.map((c) => `${c.log}: ${c.count} records, chain intact`).join('\n') + (o.reappraise ? `\nreappraised ${report.reappraisals.length} appraisals: all verdicts reproduced` : '');
+        if (o.saveHeads !== undefined) writeHeads(o.saveHeads, report.heads, new Date());
+        const headOf = new Map(report.heads.map((h) => [h.log, h]));
+        const text = [
+          ...report.chains.map((c) => {
+            const h = headOf.get(c.log);
+            return `${c.log}: ${c.count} records, chain intact${h ? ` (head seq ${h.seq}, hash ${h.hash}, record ${h.id})` : ''}`;
+          }),
+          ...(o.heads !== undefined ? [`${report.headChecks.length} saved heads of ${o.heads} still in place`] : []),
+          ...(o.saveHeads !== undefined ? [`heads saved to ${o.saveHeads}`] : []),
+          ...(o.reappraise ? [`reappraised ${report.reappraisals.length} appraisals: all verdicts reproduced`] : []),
+        ].join('\n');
         return { json, text };
       }),
     );
