@@ -2,10 +2,9 @@ import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { stringify as toYaml } from 'yaml';
-import { isJoinguardError } from '@joinguard/core';
 import { canonicalJson } from '@joinguard/protocol';
 import { checkPolicy, defaultPolicy, loadPolicy, parsePolicy, policyDigest, type Policy } from '../src/index.js';
-import { basePolicy, readExample } from './fixtures.js';
+import { basePolicy, readExample, thrown } from './fixtures.js';
 
 /** Reorders every object's keys (reversed), leaving arrays and values alone. */
 function reorder(x: unknown, pick: (keys: string[]) => string[]): unknown {
@@ -92,15 +91,6 @@ describe('policy digest', () => {
 
 describe('a policy RFC 8785 cannot canonicalize', () => {
   const now = new Date('2026-11-23T10:00:00Z');
-  const thrown = (f: () => unknown) => {
-    try {
-      f();
-    } catch (e) {
-      if (isJoinguardError(e)) return e;
-      throw e;
-    }
-    throw new Error('expected a JoinguardError');
-  };
   // YAML and JSON escapes can spell a lone UTF-16 surrogate; protocol's JCS (records) refuses one.
   const yamlText = ['apiVersion: joinguard.io/v1alpha1', 'kind: AppraisalPolicy', 'name: x', 'description: "\\ud800"', 'tee: {allowed: [snp]}'].join('\n');
   const jsonText = JSON.stringify(basePolicy({ referenceValues: [{ id: 'os', version: '1', boot: { kernelCmdline: ['ro \udc00'] } }] }));

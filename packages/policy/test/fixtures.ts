@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { isJoinguardError, type JoinguardError } from '@joinguard/core';
 import { expectedDecodedFields, readVectorText } from '@joinguard/core/testing';
 import { POLICY_API_VERSION, POLICY_KIND, type AppraisalClaims, type Policy } from '../src/index.js';
 
@@ -104,4 +105,15 @@ export function bootClaims(): NonNullable<AppraisalClaims['boot']> {
     ],
     unverifiedEvents: [],
   };
+}
+
+/** The JoinguardError `f` throws (anything else is rethrown; no throw fails the test). */
+export function thrown(f: () => unknown): JoinguardError {
+  try {
+    f();
+  } catch (e) {
+    if (isJoinguardError(e)) return e;
+    throw e;
+  }
+  throw new Error('expected a JoinguardError');
 }

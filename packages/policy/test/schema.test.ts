@@ -1,21 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { isJoinguardError, type JoinguardError } from '@joinguard/core';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { checkPolicy, claimsSchema, defaultPolicy, policyDigest, policySchema, loadPolicy, parsePolicy, parsePolicyDocument, schemaErrors, MAX_POLICY_BYTES, type Policy } from '../src/index.js';
-import { basePolicy, h, readExample } from './fixtures.js';
+import { basePolicy, h, readExample, thrown } from './fixtures.js';
 
 const now = new Date('2026-11-23T10:00:00Z');
 
-function thrown(f: () => unknown): JoinguardError {
-  try {
-    f();
-  } catch (e) {
-    if (isJoinguardError(e)) return e;
-    throw e;
-  }
-  throw new Error('expected a JoinguardError');
-}
 
 describe('schema validation', () => {
   it('accepts the example policy and the default policy', () => {

@@ -69,52 +69,32 @@ describe('SQLite store: crash safety', () => {
 });
 
 describe('JetStream store: crash safety', () => {
-  it('kill -9 of an appending process never leaves a torn record; every acknowledged record survives', async () => {
-    const names = { stream: 'JG_CRASH', subjectPrefix: 'jg.crash.records', nonceBucket: 'jg-crash-nonces', nodeBucket: 'jg-crash-nodes', indexBucket: 'jg-crash-ids', blobBucket: 'jg-crash-blobs' };
-    const key: SigningKey = await generateSigningKey();
-    let acknowledged = 0;
-    for (let round = 0; round < 2; round++) {
-      acknowledged = await appendThenKill({ backend: 'jetstream', target: server.url, log: 'attest', key, minAppends: 40 + round * 17, names: names as Record<string, string> });
-      const s = await openJetStreamStore({ servers: server.url, ...names, signer: { kid: key.kid, privateKey: key.privateKey } });
-      try {
-        const v = await s.verifyChain('attest', { keys: [key.publicJwk] });
-        expect(v.ok, v.reason).toBe(true);
-        expect(v.count).toBeGreaterThanOrEqual(acknowledged);
-        expect(await recordsWithoutTheirBlob(s)).toEqual([]);
-      } finally {
-        await s.close();
+  // What is killed with -9: the appending process, or the nats-server under it (restarted on the same store
+  // directory before the appender is killed too). Either way no acknowledged record or blob may be lost, the
+  // chain may not fork, and appends go on on top of it.
+  for (const [what, tag, killFirst] of [
+    ['an appending process', 'crash', undefined],
+    ['the NATS server under an appending process', 'crashsrv', () => server.killAndRestart()],
+  ] as const) {
+    it(`kill -9 of ${what} never leaves a torn record; every acknowledged record survives`, async () => {
+      const names = { stream: `JG_${tag.toUpperCase()}`, subjectPrefix: `jg.${tag}.records`, nonceBucket: `jg-${tag}-nonces`, nodeBucket: `jg-${tag}-nodes`, indexBucket: `jg-${tag}-ids`, blobBucket: `jg-${tag}-blobs` };
+      const key: SigningKey = await generateSigningKey();
+      for (let round = 0; round < 2; round++) {
+        const acknowledged = await appendThenKill({ backend: 'jetstream', target: server.url, log: 'attest', key, minAppends: 30 + round * 17, names, ...(killFirst ? { killFirst } : {}) });
+        const s = await openJetStreamStore({ servers: server.url, ...names, signer: { kid: key.kid, privateKey: key.privateKey } });
+        try {
+          const v = await s.verifyChain('attest', { keys: [key.publicJwk] });
+          expect(v.ok, v.reason).toBe(true);
+          expect(v.count).toBeGreaterThanOrEqual(acknowledged);
+          expect(await recordsWithoutTheirBlob(s)).toEqual([]);
+          const data = Buffer.from(`after ${what}, round ${round}`);
+          const sha256 = createHash('sha256').update(data).digest('hex');
+          const next = await s.append({ kind: 'appraisal', log: 'attest', node: 'after-crash', body: { round, blob: sha256 }, blobs: [{ sha256, data }] });
+          expect(next.record.seq).toBe(v.count + 1);
+        } finally {
+          await s.close();
+        }
       }
-    }
-  });
-
-  it('kill -9 of the NATS server under an appending process loses no acknowledged record and forks no chain', async () => {
-    const names = { stream: 'JG_CRASH_SRV', subjectPrefix: 'jg.crashsrv.records', nonceBucket: 'jg-crashsrv-nonces', nodeBucket: 'jg-crashsrv-nodes', indexBucket: 'jg-crashsrv-ids', blobBucket: 'jg-crashsrv-blobs' };
-    const key: SigningKey = await generateSigningKey();
-    let acknowledged = 0;
-    for (let round = 0; round < 2; round++) {
-      acknowledged = await appendThenKill({
-        backend: 'jetstream',
-        target: server.url,
-        log: 'attest',
-        key,
-        minAppends: 30 + round * 11,
-        names: names as Record<string, string>,
-        killFirst: () => server.killAndRestart(),
-      });
-      const s = await openJetStreamStore({ servers: server.url, ...names, signer: { kid: key.kid, privateKey: key.privateKey } });
-      try {
-        const v = await s.verifyChain('attest', { keys: [key.publicJwk] });
-        expect(v.ok, v.reason).toBe(true);
-        expect(v.count).toBeGreaterThanOrEqual(acknowledged);
-        expect(await recordsWithoutTheirBlob(s)).toEqual([]);
-        // The restarted server takes appends again, on top of the same chain.
-        const data = Buffer.from(`after restart ${round}`);
-        const sha256 = createHash('sha256').update(data).digest('hex');
-        const next = await s.append({ kind: 'appraisal', log: 'attest', node: 'after-restart', body: { round, blob: sha256 }, blobs: [{ sha256, data }] });
-        expect(next.record.seq).toBe(v.count + 1);
-      } finally {
-        await s.close();
-      }
-    }
-  });
+    });
+  }
 });

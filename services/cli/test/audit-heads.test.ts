@@ -1,10 +1,9 @@
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildCli, cli, cliAsync, errCode, type CliRun } from './support.js';
-import { appendRecords, makeRecords, payloadHash, startAuditedVerifier, tamperedCopy, type AuditedVerifier, type RecordsFixture } from './records-fixture.js';
+import { cli, cliAsync, errCode, type CliRun } from './support.js';
+import { appendRecords, useRecordsFixture, payloadHash, startAuditedVerifier, tamperedCopy, type AuditedVerifier, type RecordsFixture } from './records-fixture.js';
 
 /*
  * `joinguard audit verify --save-heads FILE` and `--heads FILE`: the head of every log (seq, hash, id) kept by
@@ -59,14 +58,9 @@ function savedHeads(name: string): string {
   return file;
 }
 
-beforeAll(async () => {
-  buildCli();
-  dir = mkdtempSync(join(tmpdir(), 'jg-cli-audit-heads-'));
-  fx = await makeRecords(dir);
-});
-
-afterAll(() => {
-  if (dir) rmSync(dir, { recursive: true, force: true });
+useRecordsFixture('jg-cli-audit-heads-', (d, f) => {
+  dir = d;
+  fx = f;
 });
 
 describe('joinguard audit verify: the heads of the logs', () => {

@@ -1,10 +1,7 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildCli, cli, cliAsync, type CliRun } from './support.js';
-import { makeRecords, startAuditedVerifier, tamperedCopy, type AuditedVerifier, type RecordsFixture } from './records-fixture.js';
+import { cli, cliAsync, type CliRun } from './support.js';
+import { useRecordsFixture, startAuditedVerifier, tamperedCopy, type AuditedVerifier, type RecordsFixture } from './records-fixture.js';
 
 /*
  * `joinguard audit verify` over a record whose JWS is garbage (it does not even decode, so the store's
@@ -29,14 +26,9 @@ const verify = (store: string, ...args: string[]) => cli('audit', 'verify', '--s
 const failure = (r: CliRun) => (r.json as { error: { code: string; message: string; details: { chains: Chain[]; heads: Array<{ log: string }>; reappraisals?: unknown[] } } }).error;
 const garbage = (log: string, seq: number) => `UPDATE records SET jws = 'garbage' WHERE log = '${log}' AND seq = ${seq}`;
 
-beforeAll(async () => {
-  buildCli();
-  dir = mkdtempSync(join(tmpdir(), 'jg-cli-audit-malformed-'));
-  fx = await makeRecords(dir);
-});
-
-afterAll(() => {
-  if (dir) rmSync(dir, { recursive: true, force: true });
+useRecordsFixture('jg-cli-audit-malformed-', (d, f) => {
+  dir = d;
+  fx = f;
 });
 
 describe('joinguard audit verify: a record whose JWS is garbage', () => {

@@ -2,12 +2,15 @@
 // them, made without a verifier, for `joinguard audit …` tests that tamper with files; and a verifier that
 // serves such a file to an auditor.
 import { createHash } from 'node:crypto';
-import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { afterAll, beforeAll } from 'vitest';
 import Database from 'better-sqlite3';
 import { emptyKeyRing, generateSigningKey, rotateKey, type RecordDraft, type SignedRecord, type SigningKey } from '@joinguard/protocol';
 import { openSqliteStore } from '@joinguard/store';
 import { defaultConfig, hashToken, startVerifier, type RunningVerifier } from '@joinguard/verifier';
+import { buildCli } from './support.js';
 
 export interface RecordsFixture {
   store: string;
@@ -79,4 +82,20 @@ export async function startAuditedVerifier(dir: string, store: string, key: Sign
   const jwks = join(dir, 'online-jwks.json');
   writeFileSync(jwks, JSON.stringify({ keys: [key.publicJwk, ...own.keys] }));
   return { v, args: ['--url', v.url, '--token', token, '--jwks', jwks] };
+}
+
+/**
+ * For a test file: builds the CLI and makes the records in a fresh folder (named by `prefix`) before its
+ * tests, hands both to `set`, and removes the folder after them.
+ */
+export function useRecordsFixture(prefix: string, set: (dir: string, fx: RecordsFixture) => void): void {
+  let dir: string | undefined;
+  beforeAll(async () => {
+    buildCli();
+    dir = mkdtempSync(join(tmpdir(), prefix));
+    set(dir, await makeRecords(dir));
+  });
+  afterAll(() => {
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
 }
