@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cli, cliAsync, errCode, type CliRun } from './support.js';
-import { appendRecords, useRecordsFixture, payloadHash, startAuditedVerifier, tamperedCopy, type AuditedVerifier, type RecordsFixture } from './records-fixture.js';
+import { appendRecords, useRecordsFixture, payloadHash, startAuditedVerifier, tamperedCopy, type AuditedVerifier, type Chain, type RecordsFixture } from './records-fixture.js';
 
 /*
  * `joinguard audit verify --save-heads FILE` and `--heads FILE`: the head of every log (seq, hash, id) kept by
@@ -17,14 +17,6 @@ interface Head {
   seq: number;
   hash: string;
   id: string;
-}
-interface Chain {
-  log: string;
-  ok: boolean;
-  count: number;
-  firstBadSeq?: number;
-  firstBadId?: string;
-  code?: string;
 }
 interface HeadCheck {
   log: string;

@@ -1,7 +1,7 @@
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cli, cliAsync, type CliRun } from './support.js';
-import { useRecordsFixture, startAuditedVerifier, tamperedCopy, type AuditedVerifier, type RecordsFixture } from './records-fixture.js';
+import { useRecordsFixture, startAuditedVerifier, tamperedCopy, type AuditedVerifier, type Chain, type RecordsFixture } from './records-fixture.js';
 
 /*
  * `joinguard audit verify` over a record whose JWS is garbage (it does not even decode, so the store's
@@ -10,14 +10,6 @@ import { useRecordsFixture, startAuditedVerifier, tamperedCopy, type AuditedVeri
  * of a store file, online through a verifier on a file spoiled under it.
  */
 
-interface Chain {
-  log: string;
-  ok: boolean;
-  count: number;
-  firstBadSeq?: number;
-  firstBadId?: string;
-  code?: string;
-}
 
 let dir: string;
 let fx: RecordsFixture;

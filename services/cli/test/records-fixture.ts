@@ -12,6 +12,16 @@ import { openSqliteStore } from '@joinguard/store';
 import { defaultConfig, hashToken, startVerifier, type RunningVerifier } from '@joinguard/verifier';
 import { buildCli } from './support.js';
 
+/** One log's chain in `audit verify --json`. */
+export interface Chain {
+  log: string;
+  ok: boolean;
+  count: number;
+  firstBadSeq?: number;
+  firstBadId?: string;
+  code?: string;
+}
+
 export interface RecordsFixture {
   store: string;
   keysDir: string;
