@@ -234,9 +234,10 @@ export class Verifier {
     // to this request, claimed the name): otherwise anyone could fetch a challenge and send junk naming a node
     // to have its key releases refused as failing. The order of the two writes is the safe one for the verdict:
     // a pass is recorded before the state names it, a failure's state is written before its record, so a
-    // write that fails in between never leaves a node looking better than its last appraisal. Both are
-    // durable before the reply. updateNode is a compare-and-set: an appraisal racing a revocation keeps the
-    // revocation, and one racing a later appraisal of the same node leaves the later one's state.
+    // write that fails in between never leaves a node looking better than its last appraisal. The reply waits
+    // for both; the record's commit is fsynced, and so covers a failure's state written before it (a pass's
+    // state is covered by the next commit). updateNode is a compare-and-set: an appraisal racing a revocation
+    // keeps the revocation, and one racing a later appraisal of the same node leaves the later one's state.
     const at = now.toISOString();
     const updateState = () =>
       this.d.store.updateNode(appraisal.node, (previous) => {
