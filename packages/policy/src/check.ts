@@ -1,4 +1,4 @@
-import safeRegex from 'safe-regex2';
+import ret, { types, type Root, type Token } from 'ret';
 import { inputError } from '@joinguard/core';
 import { isSnpTee, isTdxTee } from './claims.js';
 import { canonicalizationProblem } from './digest.js';
@@ -30,18 +30,56 @@ export interface PatternProblem {
 }
 
 /**
- * safe-regex2's parser (ret) does not know lookbehind. Read as a lookahead it has the same quantifiers,
- * nested the same way, which is all the analysis looks at; a `(?<=` that is not a lookbehind (escaped, in a
- * class) loses only a literal `<`.
+ * The parser (ret) does not know lookbehind. Read as a lookahead it has the same quantifiers, nested the same
+ * way, which is all the analysis looks at; a `(?<=` that is not a lookbehind (escaped, in a class) loses only
+ * a literal `<`.
  */
 const forAnalysis = (p: string) => p.replace(/\(\?<([=!])/g, '(?$1');
+
+/** Why a pattern could backtrack exponentially, or undefined when its quantifiers cannot. */
+function backtrackingRisk(p: string): string | undefined {
+  let tree: Root;
+  try {
+    tree = ret(forAnalysis(p));
+  } catch {
+    // What the parser cannot read (syntax newer than it) cannot be judged: refused rather than trusted.
+    return 'its quantifiers cannot be analysed';
+  }
+  let quantifiers = 0;
+  // Only a quantifier that repeats (max > 1) nests: `?` and `{0,1}` match once at most.
+  const walk = (t: Token | Root, repeated: boolean): string | undefined => {
+    if (t.type === types.REPETITION) {
+      const repeats = t.max > 1;
+      if (repeats && ++quantifiers > 25) return 'more than 25 repeating quantifiers';
+      if (repeats && repeated) return 'a repeating quantifier inside a repeated group';
+      const inner = t.value;
+      if (repeats && inner.type === types.GROUP && (inner.options?.length ?? 0) > 1) return 'alternatives under a repeating quantifier';
+      return walk(inner, repeated || repeats);
+    }
+    if (t.type === types.ROOT || t.type === types.GROUP) {
+      for (const x of t.stack ?? []) {
+        const r = walk(x, repeated);
+        if (r) return r;
+      }
+      for (const option of t.options ?? []) {
+        for (const x of option) {
+          const r = walk(x, repeated);
+          if (r) return r;
+        }
+      }
+    }
+    return undefined;
+  };
+  return walk(tree, false);
+}
 
 /**
  * Compiles a policy pattern the way evaluation does. Patterns run on the verifier's event loop over text the
  * node controls (kernel command lines, grub commands), and a backtracking pattern such as `^(\S+\s*)*ro$` takes
- * time exponential in the text's length, so one that safe-regex2 (fastify's check) finds can backtrack
- * exponentially is refused too: a quantifier (`?`, `*`, `+`, `{n,m}`) inside a quantified group, or more than
- * 25 quantifiers.
+ * time exponential in the text's length, so the shapes that can are refused too: a repeating quantifier
+ * (`*`, `+`, `{n,m}` with m > 1) inside a repeated group, alternatives under a repeating quantifier (`(a|a)*`),
+ * or more than 25 repeating quantifiers. `?` is not one: it matches once at most. This is a check of shape,
+ * not a proof: polynomial cases such as `\s*\s*x` pass (see docs/THREAT-MODEL.md).
  */
 export function compilePattern(p: string): RegExp | PatternProblem {
   let re: RegExp;
@@ -50,10 +88,11 @@ export function compilePattern(p: string): RegExp | PatternProblem {
   } catch (e) {
     return { code: 'POLICY_BAD_REGEX', message: `pattern ${JSON.stringify(p)} does not compile: ${(e as Error).message}` };
   }
-  if (!safeRegex(forAnalysis(p))) {
+  const risk = backtrackingRisk(p);
+  if (risk !== undefined) {
     return {
       code: 'POLICY_UNSAFE_REGEX',
-      message: `pattern ${JSON.stringify(p)} can backtrack exponentially (a quantifier inside a quantified group, or more than 25 quantifiers) over text the node controls; write it without nested quantifiers`,
+      message: `pattern ${JSON.stringify(p)} may backtrack exponentially over text the node controls (${risk}); write it without nested or alternated repetition, e.g. with a character class`,
     };
   }
   return re;
