@@ -1,5 +1,5 @@
 import ret, { types, type Root, type Token } from 'ret';
-import { inputError } from '@joinguard/core';
+import { BoundedMap, inputError } from '@joinguard/core';
 import { isSnpTee, isTdxTee } from './claims.js';
 import { canonicalizationProblem } from './digest.js';
 import { parsePolicy, type PolicyIssue } from './parse.js';
@@ -82,6 +82,20 @@ function backtrackingRisk(p: string): string | undefined {
  * not a proof: polynomial cases such as `\s*\s*x` pass (see docs/THREAT-MODEL.md).
  */
 export function compilePattern(p: string): RegExp | PatternProblem {
+  // Evaluation compiles the policy's patterns at every appraisal: the outcome is remembered per pattern (the
+  // RegExp has no g or y flag, so it keeps no state between tests). Patterns are bounded in number and length
+  // by the policy schema.
+  let known = compiledPatterns.get(p);
+  if (known === undefined) {
+    known = compileFresh(p);
+    compiledPatterns.set(p, known, p.length);
+  }
+  return known;
+}
+
+const compiledPatterns = new BoundedMap<string, RegExp | PatternProblem>(1024, 1024 * 1024);
+
+function compileFresh(p: string): RegExp | PatternProblem {
   let re: RegExp;
   try {
     re = new RegExp(p);
