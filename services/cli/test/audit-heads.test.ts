@@ -77,6 +77,34 @@ describe('joinguard audit verify: the heads of the logs', () => {
     expect(t.stdout).toContain(`appraisals: 3 records, chain intact (head seq 3, hash ${expected[0]!.hash}`);
   });
 
+  it('a record deleted and written back unchanged (a new row position, the same chain) still verifies, against its heads too', () => {
+    const heads = savedHeads('heads-moved.json');
+    const cols = 'id, log, seq, kind, time, time_ms, node, tee, verdict, purpose, hash, jws';
+    for (const seq of [1, 3]) {
+      const copy = copyWith(
+        `CREATE TABLE moved AS SELECT ${cols} FROM records WHERE log = 'appraisals' AND seq = ${seq}`,
+        `DELETE FROM records WHERE log = 'appraisals' AND seq = ${seq}`,
+        `INSERT INTO records (${cols}) SELECT ${cols} FROM moved`,
+        'DROP TABLE moved',
+      );
+      const r = verify(copy, '--heads', heads);
+      expect(r.code, `seq ${seq}: ${r.stdout.slice(0, 400)}`).toBe(0);
+      const j = r.json as { verified: boolean; heads: Head[] };
+      expect(j.verified).toBe(true);
+      expect(j.heads).toEqual(JSON.parse(readFileSync(heads, 'utf8')).heads);
+    }
+  });
+
+  it('a saved head whose hash is right but whose record id is not: AUDIT_HEAD_MISMATCH, exit 1', () => {
+    const heads = savedHeads('heads-wrong-id.json');
+    const doc = JSON.parse(readFileSync(heads, 'utf8')) as { heads: Head[] };
+    doc.heads[0]!.id = '00000000-0000-7000-8000-000000000000';
+    writeFileSync(heads, JSON.stringify(doc));
+    const r = verify(fx.store, '--heads', heads);
+    expect(r.code).toBe(1);
+    expect(failure(r).details.headChecks!.find((h) => h.log === doc.heads[0]!.log)).toMatchObject({ ok: false, code: 'AUDIT_HEAD_MISMATCH' });
+  });
+
   it('the last record of a log deleted: a valid shorter chain (exit 0) without heads, STORE_CHAIN_TRUNCATED (exit 1) against them', () => {
     const heads = savedHeads('heads-tail.json');
     const copy = copyWith("DELETE FROM records WHERE log = 'appraisals' AND seq = 3");

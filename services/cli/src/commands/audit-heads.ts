@@ -109,5 +109,10 @@ export function checkHead(saved: LogHead, chain: ChainVerification, at: LogPoint
   if (at.hash !== saved.hash) {
     return fail('STORE_CHAIN_FORKED', `the record at seq ${saved.seq} of log ${saved.log} (${at.id}) hashes to ${at.hash}, not to the saved ${saved.hash}${saved.id ? ` (${saved.id})` : ''}: the log was rewritten`);
   }
+  // The same hash is the same record, id included: a saved id that differs means the heads file does not
+  // describe this record (edited, or saved from another store), and confirms nothing.
+  if (saved.id !== undefined && saved.id !== at.id) {
+    return fail('AUDIT_HEAD_MISMATCH', `the saved head of log ${saved.log} at seq ${saved.seq} names record ${saved.id}, but the record with its hash is ${at.id}: the heads file does not describe this log`);
+  }
   return { ...head, ok: true };
 }

@@ -283,22 +283,26 @@ async function verifyLogEntries(s: RecordSource, log: string, keys: JSONWebKeySe
 }
 
 /**
- * The records at the given seqs of a log whose chain verified up to them (so the record at position n has seq
- * n), read again and checked again: their hashes and ids.
+ * The records at the given seqs of a log whose chain verified up to them, read again and checked again: their
+ * hashes and ids. The store's chain walk goes by seq and its queries by the order rows were written, which
+ * need not agree (a row deleted and written back): records are found by their seq, not their position.
  */
 async function verifiedPoints(s: RecordSource, log: string, keys: JSONWebKeySet, seqs: number[]): Promise<Map<number, LogPoint>> {
   const points = new Map<number, LogPoint>();
   const wanted = new Set(seqs);
-  const end = Math.max(0, ...seqs);
-  let position = 0;
   for await (const entry of readLog(s, log)) {
-    if (++position > end) break;
-    if (!wanted.has(position)) continue;
-    const changed = () => reject('AUDIT_LOG_CHANGED', `log ${log} changed while it was verified: its record at position ${position} is not the one verified`, { log, position });
-    if ('unreadable' in entry) throw changed();
+    if (points.size === wanted.size) break;
+    // One that does not decode is not a record of the verified chain (which the walk already judged).
+    if (!('jws' in entry)) continue;
+    const seq = decodedRecord(entry.jws)?.seq;
+    if (typeof seq !== 'number' || !wanted.has(seq) || points.has(seq)) continue;
     const opened = await openRecord(entry.jws, keys).catch(() => undefined);
-    if (!opened || opened.record.seq !== position || opened.record.log !== log) throw changed();
-    points.set(position, { hash: opened.hash, id: opened.record.id });
+    if (!opened || opened.record.seq !== seq || opened.record.log !== log) continue;
+    points.set(seq, { hash: opened.hash, id: opened.record.id });
+  }
+  const missing = seqs.filter((seq) => !points.has(seq));
+  if (missing.length > 0) {
+    throw reject('AUDIT_LOG_CHANGED', `log ${log} changed while it was verified: its record at seq ${missing[0]} is no longer the one verified`, { log, seq: missing[0] });
   }
   return points;
 }
