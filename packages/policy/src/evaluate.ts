@@ -239,15 +239,44 @@ function boundedTest(re: RegExp, s: string): boolean | undefined {
   return re.test(s);
 }
 
+/** Whether a boot rule has something to check under this policy (with an event log it would not be skipped). */
+function bootRuleChecks(rule: string, b: BootSection, refs: ReferenceIndex): boolean {
+  switch (rule) {
+    case 'boot.secureBoot':
+      return b?.requireSecureBoot !== false;
+    case 'boot.events.verified':
+      return b?.requireVerifiedEvents !== false;
+    case 'boot.pk':
+    case 'boot.kek':
+    case 'boot.db':
+    case 'boot.dbx':
+      return refs.has(`${rule}.certSha256`) || refs.has(`${rule}.hashes`);
+    case 'boot.bootApps.allowed':
+      return refs.has('boot.bootApps');
+    case 'boot.kernelCmdline.allowed':
+      return refs.has('boot.kernelCmdline');
+    case 'boot.kernelCmdline.required':
+      return b?.kernelCmdline?.required !== undefined;
+    case 'boot.kernelCmdline.forbidden':
+      return b?.kernelCmdline?.forbidden !== undefined;
+    case 'boot.grubCommands.forbidden':
+      return b?.grubCommands?.forbidden !== undefined;
+    default:
+      return true;
+  }
+}
+
 function evaluateBoot(r: Results, policy: Policy, claims: AppraisalClaims, refs: ReferenceIndex): void {
   const b = policy.boot;
   const configured = b !== undefined || refs.keys().some((k) => k.startsWith('boot.'));
   const applies = (rule: string) => configured || DEFAULT_BOOT_RULES.has(rule);
   const boot = claims.boot;
   if (!boot) {
+    // Without an event log, each rule that would check something fails, and only those: a rule switched off
+    // (requireSecureBoot: false) or given nothing to check is skipped, as it is with a log.
     for (const rule of BOOT_RULES) {
-      if (applies(rule)) r.fail(rule, 'POLICY_CLAIMS_MISSING', 'a replayed event log', null, 'the policy has measured-boot rules but the evidence has no event log', { path: 'boot' });
-      else r.skip(rule, 'the policy has no measured-boot rules');
+      if (bootRuleChecks(rule, b, refs)) r.fail(rule, 'POLICY_CLAIMS_MISSING', 'a replayed event log', null, `${rule} has something to check but the evidence has no event log`, { path: 'boot' });
+      else r.skip(rule, 'the policy gives this rule nothing to check');
     }
     return;
   }

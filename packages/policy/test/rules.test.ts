@@ -333,10 +333,22 @@ describe('measured-boot rules over replayed events', () => {
     expect(one(p, d, 'boot.events.verified')).toMatchObject({ outcome: 'fail', code: 'POLICY_EVENT_UNVERIFIED', eventIndex: 3, pcr: 7 });
   });
 
-  it('every boot rule fails when the evidence has no event log', () => {
+  it('every boot rule with something to check fails when the evidence has no event log; the others are skipped, as with a log', () => {
     const rs = evaluate(p, snpClaimsFromVector(), now).results.filter((r) => r.rule.startsWith('boot.'));
     expect(rs.length).toBe(11);
-    expect(rs.every((r) => r.outcome === 'fail' && r.code === 'POLICY_CLAIMS_MISSING')).toBe(true);
+    const unchecked = ['boot.kernelCmdline.required', 'boot.kernelCmdline.forbidden', 'boot.grubCommands.forbidden'];
+    for (const r of rs) {
+      if (unchecked.includes(r.rule)) expect(r.outcome, r.rule).toBe('skip');
+      else expect(r, r.rule).toMatchObject({ outcome: 'fail', code: 'POLICY_CLAIMS_MISSING' });
+    }
+    // With patterns to match, those fail too.
+    const withPatterns = basePolicy({ boot: { kernelCmdline: { required: ['ro'], forbidden: ['init='] }, grubCommands: { forbidden: ['^set debug='] } }, referenceValues: [refs()] });
+    expect(evaluate(withPatterns, snpClaimsFromVector(), now).results.filter((r) => r.rule.startsWith('boot.') && r.outcome !== 'fail').map((r) => r.rule)).toEqual([]);
+    // A policy that switches both default rules off, and gives the others nothing, accepts evidence without a log.
+    const off = basePolicy({ boot: { requireSecureBoot: false, requireVerifiedEvents: false } });
+    const a = evaluate(off, snpClaimsFromVector(), now);
+    expect(a.results.filter((r) => r.rule.startsWith('boot.') && r.outcome !== 'skip')).toEqual([]);
+    expect(a.verdict).toBe('pass');
   });
 });
 
