@@ -72,15 +72,15 @@ describe('JetStream store: crash safety', () => {
   // What is killed with -9: the appending process, or the nats-server under it (restarted on the same store
   // directory before the appender is killed too). Either way no acknowledged record or blob may be lost, the
   // chain may not fork, and appends go on on top of it.
-  for (const [what, tag, killFirst] of [
-    ['an appending process', 'crash', undefined],
-    ['the NATS server under an appending process', 'crashsrv', () => server.killAndRestart()],
+  for (const [what, tag, firstAppends, killFirst] of [
+    ['an appending process', 'crash', 40, undefined],
+    ['the NATS server under an appending process', 'crashsrv', 30, () => server.killAndRestart()],
   ] as const) {
     it(`kill -9 of ${what} never leaves a torn record; every acknowledged record survives`, async () => {
       const names = { stream: `JG_${tag.toUpperCase()}`, subjectPrefix: `jg.${tag}.records`, nonceBucket: `jg-${tag}-nonces`, nodeBucket: `jg-${tag}-nodes`, indexBucket: `jg-${tag}-ids`, blobBucket: `jg-${tag}-blobs` };
       const key: SigningKey = await generateSigningKey();
       for (let round = 0; round < 2; round++) {
-        const acknowledged = await appendThenKill({ backend: 'jetstream', target: server.url, log: 'attest', key, minAppends: 30 + round * 17, names, ...(killFirst ? { killFirst } : {}) });
+        const acknowledged = await appendThenKill({ backend: 'jetstream', target: server.url, log: 'attest', key, minAppends: firstAppends + round * 17, names, ...(killFirst ? { killFirst } : {}) });
         const s = await openJetStreamStore({ servers: server.url, ...names, signer: { kid: key.kid, privateKey: key.privateKey } });
         try {
           const v = await s.verifyChain('attest', { keys: [key.publicJwk] });
