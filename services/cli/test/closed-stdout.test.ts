@@ -1,11 +1,9 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { repoRoot } from '@joinguard/core/testing';
-import { buildCli } from './support.js';
-import { makeRecords, tamperedCopy, type RecordsFixture } from './records-fixture.js';
+import { tamperedCopy, useRecordsFixture, type RecordsFixture } from './records-fixture.js';
 
 /*
  * A reader that goes away before the CLI has printed everything (`joinguard audit list --json | head -c 10`):
@@ -29,16 +27,15 @@ function withClosedStdout(...args: string[]): Promise<{ code: number | null; std
   });
 }
 
-beforeAll(async () => {
-  buildCli();
-  dir = mkdtempSync(join(tmpdir(), 'jg-cli-closed-stdout-'));
-  // Large enough (≈ 1.2 MB of JSON) that the output cannot all sit in a pipe's buffer when `head` leaves.
-  fx = await makeRecords(dir, { bodyBytes: 400_000 });
-});
-
-afterAll(() => {
-  if (dir) rmSync(dir, { recursive: true, force: true });
-});
+// Large enough (≈ 1.2 MB of JSON) that the output cannot all sit in a pipe's buffer when `head` leaves.
+useRecordsFixture(
+  'jg-cli-closed-stdout-',
+  (d, f) => {
+    dir = d;
+    fx = f;
+  },
+  { bodyBytes: 400_000 },
+);
 
 describe('a closed stdout (EPIPE)', () => {
   it('audit list --json | head -c 10: head gets its 10 bytes, joinguard exits 0 with nothing on stderr', () => {
@@ -68,6 +65,7 @@ describe('a closed stdout (EPIPE)', () => {
     expect(rejected.code).toBe(1);
     const unusable = await withClosedStdout('audit', 'verify', '--store', copy, '--json');
     expect(unusable.stderr).not.toMatch(/\n\s+at |EPIPE/);
+    expect(unusable.stderr).toMatch(/--keys DIR/);
     expect(unusable.code).toBe(2);
   });
 });

@@ -98,12 +98,12 @@ export async function startAuditedVerifier(dir: string, store: string, key: Sign
  * For a test file: builds the CLI and makes the records in a fresh folder (named by `prefix`) before its
  * tests, hands both to `set`, and removes the folder after them.
  */
-export function useRecordsFixture(prefix: string, set: (dir: string, fx: RecordsFixture) => void): void {
+export function useRecordsFixture(prefix: string, set: (dir: string, fx: RecordsFixture) => void, opts: { bodyBytes?: number } = {}): void {
   let dir: string | undefined;
   beforeAll(async () => {
     buildCli();
     dir = mkdtempSync(join(tmpdir(), prefix));
-    set(dir, await makeRecords(dir));
+    set(dir, await makeRecords(dir, opts));
   });
   afterAll(() => {
     if (dir) rmSync(dir, { recursive: true, force: true });
