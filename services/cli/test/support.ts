@@ -23,7 +23,12 @@ function parsed(code: number | null, stdout: string, stderr: string): CliRun {
 }
 
 export function cli(...args: string[]): CliRun {
-  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8' });
+  return cliWith({}, ...args);
+}
+
+/** The same, with options for node itself (`--import` of a test hook) and variables added to the environment. */
+export function cliWith(o: { nodeArgs?: string[]; env?: Record<string, string> }, ...args: string[]): CliRun {
+  const r = spawnSync(process.execPath, [...(o.nodeArgs ?? []), BIN, ...args], { encoding: 'utf8', env: { ...process.env, ...o.env } });
   return parsed(r.status, r.stdout, r.stderr);
 }
 
