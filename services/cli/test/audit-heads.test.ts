@@ -30,6 +30,7 @@ interface Report {
   chains: Chain[];
   heads: Head[];
   headChecks?: HeadCheck[];
+  headsSaved?: boolean;
 }
 
 let dir: string;
@@ -69,6 +70,8 @@ describe('joinguard audit verify: the heads of the logs', () => {
     expect(report(r).heads).toHaveLength(expected.length);
     const saved = JSON.parse(readFileSync(file, 'utf8')) as { heads: Head[]; savedAt: string };
     expect(saved.heads).toEqual(report(r).heads);
+    expect(report(r).headsSaved).toBe(true);
+    expect(report(verify(fx.store)).headsSaved).toBeUndefined();
     expect(Number.isNaN(Date.parse(saved.savedAt))).toBe(false);
     // Written by rename: no temporary file is left beside it.
     expect(readdirSync(dir).filter((f) => f.includes('heads-first') && f !== 'heads-first.json')).toEqual([]);
@@ -168,6 +171,45 @@ describe('joinguard audit verify: the heads of the logs', () => {
     const copy = copyWith("DELETE FROM records WHERE log = 'appraisals' AND seq = 3");
     expect(verify(copy, '--heads', heads, '--save-heads', heads).code).toBe(1);
     expect(readFileSync(heads, 'utf8')).toBe(before);
+  });
+
+  it.each([
+    ['a record edited (its verdict, signature kept)', () => {
+      const { jws } = fx.made.appraisals![1]!;
+      const [h, p, sig] = jws.split('.');
+      const edited = Buffer.from(JSON.stringify({ ...JSON.parse(Buffer.from(p!, 'base64url').toString()), verdict: 'fail' })).toString('base64url');
+      return `UPDATE records SET jws = '${h}.${edited}.${sig}' WHERE log = 'appraisals' AND seq = 2`;
+    }, 'STORE_CHAIN_BAD_SIGNATURE'],
+    ['a record cut short (the last 20 characters of its JWS gone)', () => "UPDATE records SET jws = substr(jws, 1, length(jws) - 20) WHERE log = 'appraisals' AND seq = 2", undefined],
+  ])('a broken chain (%s) with --save-heads: exit 1 with the break\'s code, no heads written, and the report says so', (_what, sql, code) => {
+    const copy = copyWith(sql());
+    // First audit of this store: no file is created.
+    const fresh = join(dir, `heads-broken-${++n}.json`);
+    const r = verify(copy, '--save-heads', fresh);
+    expect(r.code).toBe(1);
+    const e = failure(r);
+    const chain = e.details.chains.find((c) => c.log === 'appraisals')!;
+    expect(chain).toMatchObject({ ok: false, firstBadSeq: 2 });
+    expect(e.code).toBe(code ?? chain.code);
+    expect(e.code).toMatch(/^STORE_CHAIN_/);
+    expect(e.details.headsSaved).toBe(false);
+    expect(e.message).toContain(`heads not saved to ${fresh}`);
+    expect(existsSync(fresh)).toBe(false);
+    expect(readdirSync(dir).filter((f) => f.includes(`heads-broken-${n}`))).toEqual([]);
+    // An auditor's usual run, checking the last heads and moving them on: the last good heads stay.
+    const kept = savedHeads(`heads-broken-kept-${n}.json`);
+    const before = readFileSync(kept, 'utf8');
+    const again = verify(copy, '--heads', kept, '--save-heads', kept);
+    expect(again.code).toBe(1);
+    expect(errCode(again.json)).toBe(e.code);
+    expect(readFileSync(kept, 'utf8')).toBe(before);
+    // Text mode says it on stderr, in the one line of the rejection.
+    const t = cli('audit', 'verify', '--store', copy, '--keys', fx.keysDir, '--save-heads', fresh);
+    expect(t.code).toBe(1);
+    expect(t.stderr.startsWith(`rejected: ${e.code}: log appraisals breaks at seq 2 `)).toBe(true);
+    expect(t.stderr.endsWith(`(heads not saved to ${fresh})\n`)).toBe(true);
+    expect(t.stderr.split('\n')).toHaveLength(2);
+    expect(existsSync(fresh)).toBe(false);
   });
 
   it('a log whose chain breaks before its saved head: the break is the finding, the head is not confirmed', () => {

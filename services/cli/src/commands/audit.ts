@@ -457,22 +457,28 @@ export function registerAudit(program: Command): void {
         const broken = report.chains.filter((c) => !c.ok);
         const lost = report.headChecks.filter((h) => !h.ok);
         const differing = report.reappraisals.filter((r) => !r.same);
+        const verified = broken.length === 0 && lost.length === 0 && differing.length === 0;
         const json = {
-          verified: broken.length === 0 && lost.length === 0 && differing.length === 0,
+          verified,
           chains: report.chains,
           heads: report.heads,
           ...(o.heads !== undefined ? { headChecks: report.headChecks } : {}),
           ...(o.reappraise ? { reappraisals: report.reappraisals } : {}),
+          // Written only once everything verified (a failure to write is AUDIT_HEADS_UNWRITABLE, printed instead).
+          ...(o.saveHeads !== undefined ? { headsSaved: verified } : {}),
         };
-        if (!json.verified) {
+        if (!verified) {
           // The heads are not saved: a store that failed the audit must not become the next audit's reference.
+          // The file keeps the heads of the last audit that passed, and the message says so.
           const first = broken[0];
           const gone = lost[0];
+          const unsaved = o.saveHeads !== undefined ? ` (heads not saved to ${o.saveHeads})` : '';
+          const details = json as unknown as Record<string, unknown>;
           if (first) {
-            throw reject(first.code ?? 'AUDIT_CHAIN_BROKEN', `log ${first.log} breaks at seq ${first.firstBadSeq}${first.firstBadId ? ` (record ${first.firstBadId})` : ''}: ${first.reason}`, json as unknown as Record<string, unknown>);
+            throw reject(first.code ?? 'AUDIT_CHAIN_BROKEN', `log ${first.log} breaks at seq ${first.firstBadSeq}${first.firstBadId ? ` (record ${first.firstBadId})` : ''}: ${first.reason}${unsaved}`, details);
           }
-          if (gone) throw reject(gone.code ?? 'AUDIT_HEAD_LOST', `log ${gone.log} at seq ${gone.seq}: ${gone.reason}`, json as unknown as Record<string, unknown>);
-          throw reject('AUDIT_REAPPRAISAL_DIFFERS', `${differing.length} stored appraisal(s) do not give the recorded verdict again`, json as unknown as Record<string, unknown>);
+          if (gone) throw reject(gone.code ?? 'AUDIT_HEAD_LOST', `log ${gone.log} at seq ${gone.seq}: ${gone.reason}${unsaved}`, details);
+          throw reject('AUDIT_REAPPRAISAL_DIFFERS', `${differing.length} stored appraisal(s) do not give the recorded verdict again${unsaved}`, details);
         }
         if (o.saveHeads !== undefined) writeHeads(o.saveHeads, report.heads, new Date());
         const headOf = new Map(report.heads.map((h) => [h.log, h]));
