@@ -30,16 +30,23 @@ export function writeOut(text: string): void {
  * reports it as an 'error' event that, unhandled, ends the process with a stack trace and exit 1, the code the
  * contract keeps for rejected evidence. It is nobody's failure: printing stops and the process ends quietly
  * with the exit code of what the command found (0 for a listing, or a verification that passed).
+ *
+ * Any other write error (a full disk under `> report.json`: ENOSPC) loses output somebody wanted: one line on
+ * stderr, and the process must not end 0 as if it had printed. The exit code of a rejection (1) or of unusable
+ * input (2) is kept; a command that succeeded ends 2. That is settled at exit, since the error comes after the
+ * write and the command may set its exit code after it.
  */
 export function quietOnClosedStdout(): void {
+  let lost = false;
   process.stdout.on('error', (e: NodeJS.ErrnoException) => {
-    if (e.code === 'EPIPE' || e.code === 'ERR_STREAM_DESTROYED') {
-      stdoutClosed = true;
-      return;
-    }
+    const wasClosed = stdoutClosed;
     stdoutClosed = true;
+    if (e.code === 'EPIPE' || e.code === 'ERR_STREAM_DESTROYED' || wasClosed) return;
+    lost = true;
     process.stderr.write(`joinguard: cannot write to stdout: ${e.message}\n`);
-    process.exitCode = EXIT_USAGE;
+  });
+  process.once('exit', () => {
+    if (lost && !process.exitCode) process.exitCode = EXIT_USAGE;
   });
 }
 

@@ -1,5 +1,5 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { repoRoot } from '@joinguard/core/testing';
@@ -8,23 +8,37 @@ import { tamperedCopy, useRecordsFixture, type RecordsFixture } from './records-
 /*
  * A reader that goes away before the CLI has printed everything (`joinguard audit list --json | head -c 10`):
  * the process ends quietly, with the exit code of what it found (0 for a listing), not with Node's EPIPE stack
- * trace and exit 1, which the CLI contract keeps for rejected evidence.
+ * trace and exit 1, which the CLI contract keeps for rejected evidence. A stdout whose writes fail (/dev/full:
+ * ENOSPC, a full disk under `> report.json`) did lose output: one line on stderr, and a success ends 2, not 0.
  */
 
 const BIN = join(repoRoot, 'services/cli/bin/joinguard.js');
 let dir: string;
 let fx: RecordsFixture;
 
-/** Runs the CLI with a stdout whose reading end is closed at once, before the CLI writes anything. */
-function withClosedStdout(...args: string[]): Promise<{ code: number | null; stderr: string }> {
+/** Runs the CLI with `stdout` as its standard output (a pipe whose reading end is closed at once, or a file). */
+function withStdout(stdout: 'closed' | number, args: string[]): Promise<{ code: number | null; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    child.stdout.destroy();
+    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', stdout === 'closed' ? 'pipe' : stdout, 'pipe'] });
+    child.stdout?.destroy();
     let stderr = '';
-    child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
+    child.stderr!.setEncoding('utf8').on('data', (s: string) => (stderr += s));
     child.on('error', reject);
     child.on('close', (code) => resolve({ code, stderr }));
   });
+}
+
+/** Runs the CLI with a stdout whose reading end is closed at once, before the CLI writes anything. */
+const withClosedStdout = (...args: string[]) => withStdout('closed', args);
+
+/** Runs the CLI with stdout on /dev/full, where every write fails with ENOSPC (a full disk under `> file`). */
+async function withFullStdout(...args: string[]): Promise<{ code: number | null; stderr: string }> {
+  const fd = openSync('/dev/full', 'w');
+  try {
+    return await withStdout(fd, args);
+  } finally {
+    closeSync(fd);
+  }
 }
 
 // Large enough (≈ 1.2 MB of JSON) that the output cannot all sit in a pipe's buffer when `head` leaves.
@@ -66,6 +80,35 @@ describe('a closed stdout (EPIPE)', () => {
     const unusable = await withClosedStdout('audit', 'verify', '--store', copy, '--json');
     expect(unusable.stderr).not.toMatch(/\n\s+at |EPIPE/);
     expect(unusable.stderr).toMatch(/--keys DIR/);
+    expect(unusable.code).toBe(2);
+  });
+});
+
+const ENOSPC_LINE = /^joinguard: cannot write to stdout: ENOSPC[^\n]*\n$/;
+
+describe.skipIf(!existsSync('/dev/full'))('a stdout that cannot be written (/dev/full: ENOSPC)', () => {
+  it.each([
+    ['audit list --json (1.2 MB)', () => ['audit', 'list', '--store', fx.store, '--json']],
+    ['audit list (text)', () => ['audit', 'list', '--store', fx.store]],
+    ['audit verify --json', () => ['audit', 'verify', '--store', fx.store, '--keys', fx.keysDir, '--json']],
+    ['audit verify (text)', () => ['audit', 'verify', '--store', fx.store, '--keys', fx.keysDir]],
+    ['policy default', () => ['policy', 'default']],
+    ['--help', () => ['--help']],
+  ])('%s, which succeeded: exit 2 and one line on stderr, no stack trace', async (_what, args) => {
+    const r = await withFullStdout(...args());
+    expect(r.stderr).toMatch(ENOSPC_LINE);
+    expect(r.code).toBe(2);
+  });
+
+  it('a rejection keeps its exit 1, and unusable input its exit 2, each with the line on stderr', async () => {
+    const copy = tamperedCopy(fx.store, dir, "UPDATE records SET jws = 'garbage' WHERE log = 'appraisals' AND seq = 1");
+    const rejected = await withFullStdout('audit', 'verify', '--store', copy, '--keys', fx.keysDir, '--json');
+    expect(rejected.stderr).toMatch(ENOSPC_LINE);
+    expect(rejected.code).toBe(1);
+    const unusable = await withFullStdout('audit', 'verify', '--store', copy, '--json');
+    expect(unusable.stderr).toMatch(/--keys DIR/);
+    expect(unusable.stderr).toMatch(/^joinguard: cannot write to stdout: ENOSPC/m);
+    expect(unusable.stderr).not.toMatch(/\n\s+at /);
     expect(unusable.code).toBe(2);
   });
 });
