@@ -264,7 +264,7 @@ export class JetStreamRecordStore implements RecordStore {
   }
 
   /** Messages of the stream matching `filter`, from stream sequence `startSeq` on, in order. */
-  private async *scan(filter: string, startSeq: number): AsyncGenerator<{ seq: number; subject: string; jws: string }> {
+  private async *scan(filter: string, startSeq: number): AsyncGenerator<{ seq: number; subject: string; jws: string; msgId: string | undefined }> {
     let first;
     try {
       first = await this.jsm.direct.getMessage(this.stream, { seq: Math.max(1, startSeq), next_by_subj: filter });
@@ -280,7 +280,8 @@ export class JetStreamRecordStore implements RecordStore {
     const msgs = await consumer.consume({ max_messages: 256 });
     try {
       for await (const m of msgs) {
-        yield { seq: m.seq, subject: m.subject, jws: m.string() };
+        // append() publishes each record with its id as Nats-Msg-Id; the header stays with the stored message.
+        yield { seq: m.seq, subject: m.subject, jws: m.string(), msgId: m.headers?.get('Nats-Msg-Id') || undefined };
         if (m.info.pending === 0) break;
       }
     } finally {
@@ -344,7 +345,7 @@ export class JetStreamRecordStore implements RecordStore {
     const scan = this.scan(subject, 1);
     async function* entries(): AsyncGenerator<ChainEntry> {
       for await (const m of scan) {
-        yield { jws: m.jws, crossCheck: () => (m.subject === subject ? undefined : `stored on subject ${m.subject}, not ${subject}`) };
+        yield { jws: m.jws, id: m.msgId, crossCheck: () => (m.subject === subject ? undefined : `stored on subject ${m.subject}, not ${subject}`) };
       }
     }
     return verifyEntries(log, entries(), keys);

@@ -323,7 +323,7 @@ export class SqliteRecordStore implements RecordStore {
         } catch (e) {
           throw io(e, 'reading the chain');
         }
-        for (const row of rows) yield { jws: row.jws, crossCheck: (r: AuditRecord, hash: string) => crossCheck(row, r, hash) };
+        for (const row of rows) yield { jws: row.jws, id: row.id, crossCheck: (r: AuditRecord, hash: string) => crossCheck(row, r, hash) };
         if (rows.length < CHAIN_PAGE) return;
         after = rows[rows.length - 1]!.seq;
       }

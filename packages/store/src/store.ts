@@ -8,6 +8,12 @@ export interface ChainVerification {
   count: number;
   /** the seq at which the chain breaks: the record that is tampered, missing, duplicated or out of order */
   firstBadSeq?: number;
+  /**
+   * the id of the stored record at which the chain breaks, even one whose JWS does not decode: the store's own
+   * (SQLite's `records.id`, JetStream's Nats-Msg-Id header), else the one its payload claims. Unverified, to
+   * find the record with. Absent for a seq gap (that record is missing) and when nothing names it.
+   */
+  firstBadId?: string;
   /** stable code of the failure (STORE_CHAIN_BAD_SIGNATURE, STORE_CHAIN_SEQ_GAP, …) */
   code?: string;
   reason?: string;

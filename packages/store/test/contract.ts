@@ -9,6 +9,11 @@ import type { RecordSigner, RecordStore } from '../src/index.js';
 export interface StoreHarness {
   /** opens (or re-opens) a store over the same backing storage */
   open(opts: { signer: RecordSigner; now?: () => Date }): Promise<RecordStore>;
+  /**
+   * Writes `jws` after the last entry of `log` behind the store's back, kept under `id` as the backend keeps
+   * the ids of its records: what someone with access to the backing storage could leave there.
+   */
+  writeRaw(log: string, entry: { id: string; jws: string }): Promise<void>;
   cleanup(): Promise<void>;
 }
 
@@ -95,6 +100,20 @@ export function runStoreContract(makeHarness: () => Promise<StoreHarness>): void
       expect(v.firstBadSeq).toBe(1);
       expect(v.count).toBe(0);
       expect(['STORE_CHAIN_UNKNOWN_KEY', 'STORE_CHAIN_BAD_SIGNATURE']).toContain(v.code);
+    }));
+
+  it('names the record at which a chain breaks by the id the store keeps it under, even when its JWS does not decode', () =>
+    withStore(async ({ h, s, key }) => {
+      const keys = { keys: [key.publicJwk] };
+      await s.append(draft(1));
+      const b = await s.append(draft(2));
+      await h.writeRaw('attest', { id: 'spoiled-record', jws: 'garbage' });
+      expect(await s.verifyChain('attest', keys)).toMatchObject({ ok: false, count: 2, firstBadSeq: 3, firstBadId: 'spoiled-record', code: 'STORE_CHAIN_MALFORMED' });
+      // One that decodes but whose signature is another's: the store's id too, not the one its payload claims.
+      const [hd, , sig] = b.jws.split('.');
+      const forged = Buffer.from(JSON.stringify({ ...b.record, id: 'claimed-id', seq: 1, prev: GENESIS_PREV })).toString('base64url');
+      await h.writeRaw('other', { id: 'stored-id', jws: `${hd}.${forged}.${sig}` });
+      expect(await s.verifyChain('other', keys)).toMatchObject({ ok: false, count: 0, firstBadSeq: 1, firstBadId: 'stored-id', code: 'STORE_CHAIN_BAD_SIGNATURE' });
     }));
 
   it('survives a reopen: records stay and the chain continues', () =>

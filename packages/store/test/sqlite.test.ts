@@ -16,6 +16,14 @@ describe('SQLite store: contract', () => {
     const path = join(dir, 'records.db');
     return {
       open: async (o) => openSqliteStore({ path, ...o }),
+      writeRaw: async (log, { id, jws }) =>
+        tamper(path, (db) =>
+          db
+            .prepare(
+              "INSERT INTO records (id, log, seq, kind, time, time_ms, hash, jws) SELECT ?, ?, COALESCE(MAX(seq), 0) + 1, 'appraisal', '2026-11-23T10:00:00.000Z', 0, '-', ? FROM records WHERE log = ?",
+            )
+            .run(id, log, jws, log),
+        ),
       cleanup: async () => rmSync(dir, { recursive: true, force: true }),
     };
   });
@@ -79,11 +87,28 @@ describe('SQLite store: tampering is detected with the seq named', () => {
     }
   });
 
+  it('a record whose JWS does not decode, in the middle of the log: named by its row\'s id', async () => {
+    const { path, key, cleanup } = await filledStore(5);
+    try {
+      let id = '';
+      tamper(path, (db) => {
+        id = (db.prepare("SELECT id FROM records WHERE log = 'attest' AND seq = 3").get() as { id: string }).id;
+        setJws(db, 3, 'not.a-jws');
+      });
+      expect(await verify(path, key)).toMatchObject({ ok: false, firstBadSeq: 3, count: 2, firstBadId: id, code: 'STORE_CHAIN_MALFORMED' });
+    } finally {
+      cleanup();
+    }
+  });
+
   it('a removed record', async () => {
     const { path, key, cleanup } = await filledStore(5);
     try {
       tamper(path, (db) => db.prepare("DELETE FROM records WHERE log = 'attest' AND seq = 2").run());
-      expect(await verify(path, key)).toMatchObject({ ok: false, firstBadSeq: 2, count: 1, code: 'STORE_CHAIN_SEQ_GAP' });
+      const v = await verify(path, key);
+      expect(v).toMatchObject({ ok: false, firstBadSeq: 2, count: 1, code: 'STORE_CHAIN_SEQ_GAP' });
+      // The record of that seq is gone: the next one, which is intact, is not named.
+      expect(v).not.toHaveProperty('firstBadId');
     } finally {
       cleanup();
     }

@@ -5,8 +5,9 @@ import { useRecordsFixture, startAuditedVerifier, tamperedCopy, type AuditedVeri
 
 /*
  * `joinguard audit verify` over a record whose JWS is garbage (it does not even decode, so the store's
- * queries refuse the page that holds it): exit 1 with the chain failure at that record's log and seq, and the
- * report of every other log, instead of a bare STORE_RECORD_MALFORMED with no chains. Offline against copies
+ * queries refuse the page that holds it): exit 1 with the chain failure at that record's log and seq (offline,
+ * and its id from the store's id column), and the report of every other log, instead of a bare
+ * STORE_RECORD_MALFORMED with no chains. Offline against copies
  * of a store file, online through a verifier on a file spoiled under it.
  */
 
@@ -24,25 +25,27 @@ useRecordsFixture('jg-cli-audit-malformed-', (d, f) => {
 });
 
 describe('joinguard audit verify: a record whose JWS is garbage', () => {
-  it('exit 1 with STORE_CHAIN_MALFORMED naming its log and seq, and every other log\'s chain still reported', () => {
+  it('exit 1 with STORE_CHAIN_MALFORMED naming its log, seq and id, and every other log\'s chain still reported', () => {
     const r = verify(tamperedCopy(fx.store, dir, garbage('appraisals', 2)));
     expect(r.code).toBe(1);
     const e = failure(r);
     expect(e.code).toBe('STORE_CHAIN_MALFORMED');
-    expect(e.message).toMatch(/log appraisals breaks at seq 2/);
-    expect(e.details.chains.find((c) => c.log === 'appraisals')).toMatchObject({ ok: false, count: 1, firstBadSeq: 2, code: 'STORE_CHAIN_MALFORMED' });
+    // Named by its id too, which only the store's id column still holds.
+    const id = fx.made.appraisals![1]!.record.id;
+    expect(e.message).toContain(`log appraisals breaks at seq 2 (record ${id}): `);
+    expect(e.details.chains.find((c) => c.log === 'appraisals')).toMatchObject({ ok: false, count: 1, firstBadSeq: 2, firstBadId: id, code: 'STORE_CHAIN_MALFORMED' });
     expect(Object.fromEntries(e.details.chains.filter((c) => c.log !== 'appraisals').map((c) => [c.log, [c.ok, c.count]]))).toEqual({ 'key-releases': [true, 2], revocations: [true, 1] });
     // Text mode says the same on stderr.
     const t = cli('audit', 'verify', '--store', tamperedCopy(fx.store, dir, garbage('appraisals', 2)), '--keys', fx.keysDir);
     expect(t.code).toBe(1);
-    expect(t.stderr).toMatch(/STORE_CHAIN_MALFORMED: log appraisals breaks at seq 2/);
+    expect(t.stderr).toContain(`STORE_CHAIN_MALFORMED: log appraisals breaks at seq 2 (record ${id}): `);
   });
 
-  it('the first record of a log, and the last: each named by log and seq', () => {
+  it('the first record of a log, and the last: each named by log, seq and id', () => {
     for (const [log, seq, count] of [['key-releases', 1, 0], ['appraisals', 3, 2]] as const) {
       const e = failure(verify(tamperedCopy(fx.store, dir, garbage(log, seq))));
       expect(e.code).toBe('STORE_CHAIN_MALFORMED');
-      expect(e.details.chains.find((c) => c.log === log)).toMatchObject({ ok: false, count, firstBadSeq: seq });
+      expect(e.details.chains.find((c) => c.log === log)).toMatchObject({ ok: false, count, firstBadSeq: seq, firstBadId: fx.made[log]![seq - 1]!.record.id });
       expect(e.details.chains).toHaveLength(3);
     }
   });

@@ -186,23 +186,6 @@ function withSource<T>(o: SourceOptions, f: (s: RecordSource) => Promise<T>): Pr
   });
 }
 
-/**
- * The id of the stored record at which a chain breaks (the one at position `count`, in storage order), read
- * from its payload without trusting it. None for a seq gap (the record of that seq is missing), nor for a
- * record whose JWS does not even decode (its id is then known only to the store's index).
- */
-async function brokenRecordId(s: RecordSource, c: ChainVerification): Promise<string | undefined> {
-  if (c.ok || c.code === 'STORE_CHAIN_SEQ_GAP') return undefined;
-  let i = 0;
-  for await (const entry of readLog(s, c.log)) {
-    if (i++ < c.count) continue;
-    if ('unreadable' in entry) return undefined;
-    const id = decodedRecord(entry.jws)?.id;
-    return typeof id === 'string' ? id : undefined;
-  }
-  return undefined;
-}
-
 /** A stored record as read back for the audit: its JWS, or why the source could not hand it out. */
 type LogEntry = { jws: string } | { unreadable: JoinguardError };
 
@@ -393,7 +376,7 @@ export function registerAudit(program: Command): void {
         const saved = o.heads === undefined ? [] : readHeads(o.heads);
         const report = await withSource(o, async (s) => {
           const keys = await s.keys();
-          const chains: Array<ChainVerification & { firstBadId?: string }> = [];
+          const chains: ChainVerification[] = [];
           const heads: LogHead[] = [];
           const headChecks: HeadCheck[] = [];
           // A log with a saved head is verified even when the source no longer lists it: that is how a log
@@ -402,8 +385,9 @@ export function registerAudit(program: Command): void {
           for (const log of logs) {
             const mine = saved.find((h) => h.log === log);
             const { chain: c, points } = await s.verifyChain(log, keys, new Set(mine ? [mine.seq] : []));
-            const id = await brokenRecordId(s, c);
-            chains.push(id === undefined ? c : { ...c, firstBadId: id });
+            // A broken chain names its bad record (firstBadId): offline by the store's own id for it, which a
+            // record whose JWS does not decode has too; over HTTP by the id its payload claims.
+            chains.push(c);
             const head = points.get(c.count);
             if (c.ok && c.count > 0 && head) heads.push({ log, seq: c.count, ...head });
             if (mine) headChecks.push(checkHead(mine, c, points.get(mine.seq)));
