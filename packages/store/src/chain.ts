@@ -27,10 +27,11 @@ export interface ChainEntry {
 export async function verifyEntries(log: string, entries: AsyncIterable<ChainEntry> | Iterable<ChainEntry>, keys: JSONWebKeySet): Promise<ChainVerification> {
   let expected = 1;
   let prev = GENESIS_PREV;
+  const head = () => (expected > 1 ? { headHash: prev } : {});
   const fail = (at: ChainEntry, code: string, reason: string): ChainVerification => {
     // A gap's record is missing: the entry at hand is the next one, which is not the bad one.
     const id = code === 'STORE_CHAIN_SEQ_GAP' ? undefined : nameOf(at);
-    return { ok: false, log, count: expected - 1, firstBadSeq: expected, ...(id === undefined ? {} : { firstBadId: id }), code, reason };
+    return { ok: false, log, count: expected - 1, ...head(), firstBadSeq: expected, ...(id === undefined ? {} : { firstBadId: id }), code, reason };
   };
   for await (const entry of entries) {
     let record: AuditRecord;
@@ -57,7 +58,7 @@ export async function verifyEntries(log: string, entries: AsyncIterable<ChainEnt
     prev = hash;
     expected++;
   }
-  return { ok: true, log, count: expected - 1 };
+  return { ok: true, log, count: expected - 1, ...head() };
 }
 
 /** The id an entry is kept under, or else the one its payload claims (unverified: to find the record with). */

@@ -6,6 +6,11 @@ export interface ChainVerification {
   log: string;
   /** records that verified, in order, before the first bad one (all of them when ok) */
   count: number;
+  /**
+   * the hash (SHA-256 of the payload, the next record's `prev`) of the last record that verified, the one at
+   * seq `count`; absent when none did. What a caller reads back later can be checked to be that record.
+   */
+  headHash?: string;
   /** the seq at which the chain breaks: the record that is tampered, missing, duplicated or out of order */
   firstBadSeq?: number;
   /**

@@ -74,7 +74,7 @@ export function runStoreContract(makeHarness: () => Promise<StoreHarness>): void
       expect((await openRecord(b.jws, keys)).record).toEqual(b.record);
       expect(await s.get(a.record.id)).toEqual(a);
       expect(await s.get('no-such-record')).toBeUndefined();
-      expect(await s.verifyChain('attest', keys)).toEqual({ ok: true, log: 'attest', count: 2 });
+      expect(await s.verifyChain('attest', keys)).toEqual({ ok: true, log: 'attest', count: 2, headHash: recordHash(b.record) });
     }));
 
   it('keeps one chain per log', () =>
@@ -108,12 +108,14 @@ export function runStoreContract(makeHarness: () => Promise<StoreHarness>): void
       await s.append(draft(1));
       const b = await s.append(draft(2));
       await h.writeRaw('attest', { id: 'spoiled-record', jws: 'garbage' });
-      expect(await s.verifyChain('attest', keys)).toMatchObject({ ok: false, count: 2, firstBadSeq: 3, firstBadId: 'spoiled-record', code: 'STORE_CHAIN_MALFORMED' });
+      expect(await s.verifyChain('attest', keys)).toMatchObject({ ok: false, count: 2, headHash: recordHash(b.record), firstBadSeq: 3, firstBadId: 'spoiled-record', code: 'STORE_CHAIN_MALFORMED' });
       // One that decodes but whose signature is another's: the store's id too, not the one its payload claims.
       const [hd, , sig] = b.jws.split('.');
       const forged = Buffer.from(JSON.stringify({ ...b.record, id: 'claimed-id', seq: 1, prev: GENESIS_PREV })).toString('base64url');
       await h.writeRaw('other', { id: 'stored-id', jws: `${hd}.${forged}.${sig}` });
-      expect(await s.verifyChain('other', keys)).toMatchObject({ ok: false, count: 0, firstBadSeq: 1, firstBadId: 'stored-id', code: 'STORE_CHAIN_BAD_SIGNATURE' });
+      const other = await s.verifyChain('other', keys);
+      expect(other).toMatchObject({ ok: false, count: 0, firstBadSeq: 1, firstBadId: 'stored-id', code: 'STORE_CHAIN_BAD_SIGNATURE' });
+      expect(other).not.toHaveProperty('headHash');
     }));
 
   it('survives a reopen: records stay and the chain continues', () =>
@@ -201,7 +203,7 @@ export function runStoreContract(makeHarness: () => Promise<StoreHarness>): void
         const results = await Promise.all(Array.from({ length: 30 }, (_, i) => replicas[i % 3]!.append(draft(i))));
         const seqs = results.map((r) => r.record.seq).sort((x, y) => x - y);
         expect(seqs).toEqual(Array.from({ length: 30 }, (_, i) => i + 1));
-        expect(await s.verifyChain('attest', { keys: [key.publicJwk] })).toEqual({ ok: true, log: 'attest', count: 30 });
+        expect(await s.verifyChain('attest', { keys: [key.publicJwk] })).toMatchObject({ ok: true, log: 'attest', count: 30 });
       } finally {
         await replicas[1]!.close();
         await replicas[2]!.close();
@@ -215,7 +217,7 @@ export function runStoreContract(makeHarness: () => Promise<StoreHarness>): void
         const logs = Array.from({ length: 12 }, (_, i) => `fresh-${i}`);
         await Promise.all(logs.flatMap((log, l) => replicas.map((r, i) => r.append(draft(l * 3 + i, { log })))));
         for (const log of logs) {
-          expect(await s.verifyChain(log, { keys: [key.publicJwk] })).toEqual({ ok: true, log, count: 3 });
+          expect(await s.verifyChain(log, { keys: [key.publicJwk] })).toMatchObject({ ok: true, log, count: 3 });
         }
       } finally {
         await replicas[1]!.close();

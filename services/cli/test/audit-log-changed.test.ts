@@ -67,6 +67,22 @@ describe('joinguard audit verify --store: the store changes between the chain wa
     expect(existsSync(heads)).toBe(false);
   });
 
+  it('the head of a log replaced by another record signed with the verifier key: AUDIT_LOG_CHANGED, not a head the walk never saw', async () => {
+    // The replacement is a valid continuation of the chain (seq 3, prev = the hash of seq 2), made in another copy.
+    const other = tamperedCopy(fx.store, dir, "DELETE FROM records WHERE log = 'appraisals' AND seq = 3");
+    await appendRecords(other, fx.key, [{ kind: 'appraisal', log: 'appraisals', node: 'node-3', verdict: 'fail', body: { n: 3 } }]);
+    const r = verifyWhileChanging(tamperedCopy(fx.store, dir), 'appraisals', [
+      `ATTACH DATABASE '${other}' AS other`,
+      "DELETE FROM records WHERE log = 'appraisals' AND seq = 3",
+      `INSERT INTO records (${cols}) SELECT ${cols} FROM other.records WHERE log = 'appraisals' AND seq = 3`,
+      'DETACH DATABASE other',
+    ]);
+    expect(r.changed).toBe(true);
+    expect(r.code, r.stdout.slice(0, 400)).toBe(1);
+    expect(errCode(r.json)).toBe('AUDIT_LOG_CHANGED');
+    expect((r.json!.error as { details: { seq: number } }).details.seq).toBe(3);
+  });
+
   it('the record at a saved head that is no longer the last one, edited: AUDIT_LOG_CHANGED at that seq', async () => {
     const heads = join(dir, 'heads-saved.json');
     expect(cliWith({}, 'audit', 'verify', '--store', fx.store, '--keys', fx.keysDir, '--save-heads', heads).code).toBe(0);

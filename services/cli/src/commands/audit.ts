@@ -147,7 +147,8 @@ async function openSource(o: SourceOptions): Promise<RecordSource> {
       // wanted are read back once more.
       verifyChain: async (log, keys, at) => {
         const chain = await store.verifyChain(log, keys);
-        return { chain, points: await verifiedPoints(source, log, keys, [...at, chain.count].filter((seq) => seq >= 1 && seq <= chain.count)) };
+        const seqs = [...at, chain.count].filter((seq) => seq >= 1 && seq <= chain.count);
+        return { chain, points: await verifiedPoints(source, log, keys, seqs, chain.headHash === undefined ? undefined : { seq: chain.count, hash: chain.headHash }) };
       },
       blob: (sha256) => store.getBlob(sha256),
       close: () => store.close(),
@@ -259,7 +260,7 @@ async function verifyLogEntries(s: RecordSource, log: string, keys: JSONWebKeySe
   }
   let chain = await verifyEntries(log, entries(), keys);
   if (chain.ok && unreadable) {
-    chain = { ok: false, log, count: chain.count, firstBadSeq: chain.count + 1, code: 'STORE_CHAIN_MALFORMED', reason: `record at position ${chain.count + 1} of log ${log} cannot be read: ${unreadable.message}` };
+    chain = { ...chain, ok: false, firstBadSeq: chain.count + 1, code: 'STORE_CHAIN_MALFORMED', reason: `record at position ${chain.count + 1} of log ${log} cannot be read: ${unreadable.message}` };
   }
   if (last) points.set(last.seq, last.point);
   return { chain, points };
@@ -268,9 +269,10 @@ async function verifyLogEntries(s: RecordSource, log: string, keys: JSONWebKeySe
 /**
  * The records at the given seqs of a log whose chain verified up to them, read again and checked again: their
  * hashes and ids. The store's chain walk goes by seq and its queries by the order rows were written, which
- * need not agree (a row deleted and written back): records are found by their seq, not their position.
+ * need not agree (a row deleted and written back): records are found by their seq, not their position. The
+ * walk's last record is known by its hash (`head`): another one at that seq, even one validly signed, is not it.
  */
-async function verifiedPoints(s: RecordSource, log: string, keys: JSONWebKeySet, seqs: number[]): Promise<Map<number, LogPoint>> {
+async function verifiedPoints(s: RecordSource, log: string, keys: JSONWebKeySet, seqs: number[], head: { seq: number; hash: string } | undefined): Promise<Map<number, LogPoint>> {
   const points = new Map<number, LogPoint>();
   const wanted = new Set(seqs);
   for await (const entry of readLog(s, log)) {
@@ -281,6 +283,7 @@ async function verifiedPoints(s: RecordSource, log: string, keys: JSONWebKeySet,
     if (typeof seq !== 'number' || !wanted.has(seq) || points.has(seq)) continue;
     const opened = await openRecord(entry.jws, keys).catch(() => undefined);
     if (!opened || opened.record.seq !== seq || opened.record.log !== log) continue;
+    if (seq === head?.seq && opened.hash !== head.hash) continue;
     points.set(seq, { hash: opened.hash, id: opened.record.id });
   }
   const missing = seqs.filter((seq) => !points.has(seq));
