@@ -397,10 +397,15 @@ export const nodeStateSchema = {
   },
 } as const;
 
-/** JWKS as published at `/.well-known/jwks.json` (public EC/OKP/RSA keys only). */
+/**
+ * JWKS as published at `/.well-known/jwks.json` and `/v1/keys/all` (public EC/OKP/RSA keys only). A set and
+ * its keys are open (RFC 7517: crv, x, y, n, e, x5c and members yet to be registered), and say so: a reply
+ * serializer built from this schema writes only the members it lists unless `additionalProperties` is true.
+ */
 export const jwksSchema = {
   type: 'object',
   required: ['keys'],
+  additionalProperties: true,
   properties: {
     keys: {
       type: 'array',
@@ -408,6 +413,7 @@ export const jwksSchema = {
       items: {
         type: 'object',
         required: ['kty', 'kid'],
+        additionalProperties: true,
         // Private (d, p, q …) and symmetric (k) members must never be published.
         properties: {
           kty: { type: 'string' },

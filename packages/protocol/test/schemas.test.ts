@@ -1,8 +1,19 @@
 import { randomBytes } from 'node:crypto';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, expectTypeOf, it } from 'vitest';
 import { Ajv } from 'ajv';
-import { LIMITS, SCHEMAS, evidenceSchema, issueChallenge, recordQuerySchema, runtimeDataSchema } from '../src/index.js';
-import type { Evidence } from '../src/index.js';
+import {
+  LIMITS,
+  SCHEMAS,
+  auditRecordSchema,
+  evidenceSchema,
+  issueChallenge,
+  nodeStateSchema,
+  recordPageSchema,
+  recordQuerySchema,
+  runtimeDataSchema,
+  signedRecordSchema,
+} from '../src/index.js';
+import type { AuditRecord, Evidence, NodeState, RecordPage, SignedRecord } from '../src/index.js';
 
 // Ajv 8 in strict mode, as fastify's compiler uses it: any unknown keyword or ambiguous type is an error.
 const ajv = new Ajv({ strict: true, allErrors: true });
@@ -76,6 +87,26 @@ describe('JSON Schemas', () => {
     expect(v({ node: 'worker-0', verdict: 'fail', limit: 50, cursor: 'MTIz' })).toBe(true);
     expect(v({ limit: 5000 })).toBe(false);
     expect(v({ sql: '1=1' })).toBe(false);
+  });
+});
+
+describe('reply schemas', () => {
+  // The verifier's reply serializer writes only the members a schema lists: a member added to one of these
+  // types must be added to its schema too, or replies would lose it (the type check fails until it is).
+  it('list every member of their type, and no other', () => {
+    expectTypeOf<keyof typeof nodeStateSchema.properties>().toEqualTypeOf<keyof NodeState>();
+    expectTypeOf<keyof typeof auditRecordSchema.properties>().toEqualTypeOf<keyof AuditRecord>();
+    expectTypeOf<keyof typeof signedRecordSchema.properties>().toEqualTypeOf<keyof SignedRecord>();
+    expectTypeOf<keyof typeof recordPageSchema.properties>().toEqualTypeOf<keyof RecordPage>();
+    expect(nodeStateSchema.additionalProperties).toBe(false);
+  });
+
+  it('say where a JWKS and its keys are open, so that no member of a key is dropped', () => {
+    const keys = SCHEMAS.Jwks.properties.keys;
+    expect(SCHEMAS.Jwks.additionalProperties).toBe(true);
+    expect(keys.items.additionalProperties).toBe(true);
+    const v = ajv.compile(SCHEMAS.Jwks);
+    expect(v({ keys: [{ kty: 'RSA', kid: 'r', n: 'AQAB', e: 'AQAB', x5c: ['MIIB'], 'x5t#S256': 'x' }], extension: 1 })).toBe(true);
   });
 });
 
