@@ -12,6 +12,7 @@ import {
   challengeResponseSchema,
   errorReplySchema,
   evidenceSchema,
+  jwksSchema,
   keyReleaseParamsSchema,
   keyReleaseRequestSchema,
   keyReleaseResponseSchema,
@@ -20,6 +21,7 @@ import {
   policyDocumentResponseSchema,
   policyListResponseSchema,
   policyPoolParamsSchema,
+  recordPageSchema,
   recordQuerySchema,
   referenceValueParamsSchema,
   signedRecordSchema,
@@ -69,6 +71,15 @@ export function statusFor(e: JoinguardError): number {
 }
 
 const errorReplies = Object.fromEntries([400, 401, 403, 404, 413, 414, 422, 429, 500].map((status) => [status, errorReplySchema]));
+
+/**
+ * For routes that relay signed records: the reply is written as the store gave it, not by the serializer
+ * fastify builds from the response schema, which writes only the members the schema lists and writes a
+ * `const` member as the constant. A record of a later format, or with a member this version does not know,
+ * would otherwise reach an auditor different from its JWS. The schema still describes the reply in the
+ * OpenAPI document, and the tests hold the replies to it.
+ */
+const asStored = { serializerCompiler: () => (data: unknown) => JSON.stringify(data) };
 
 const ajvLogger = {
   log: (...a: unknown[]) => console.log(...a),
@@ -190,7 +201,11 @@ export async function buildServer(o: ServerOptions): Promise<FastifyInstance> {
   app.get('/metrics', { schema: { hide: true } }, async (_req, reply) => {
     return reply.header('content-type', o.metrics.registry.contentType).send(await o.metrics.registry.metrics());
   });
-  app.get('/.well-known/jwks.json', { schema: { tags: ['keys'], summary: 'Verifier keys that sign attestation results and records' } }, async () => o.verifier.jwks());
+  app.get(
+    '/.well-known/jwks.json',
+    { schema: { tags: ['keys'], summary: 'Verifier keys that sign attestation results and records', response: { 200: jwksSchema, ...errorReplies } } },
+    async () => o.verifier.jwks(),
+  );
 
   app.get('/v1/challenge', { config: attesterLimit, schema: { tags: ['attester'], response: { 200: challengeResponseSchema, ...errorReplies } } }, async () => o.verifier.challenge());
 
@@ -235,12 +250,13 @@ export async function buildServer(o: ServerOptions): Promise<FastifyInstance> {
 
   app.get<{ Querystring: RecordQuery }>(
     '/v1/records',
-    { preHandler: requireRole('auditor'), schema: { tags: ['audit'], querystring: recordQuerySchema, security: [{ bearer: [] }] } },
+    { ...asStored, preHandler: requireRole('auditor'), schema: { tags: ['audit'], querystring: recordQuerySchema, security: [{ bearer: [] }], response: { 200: recordPageSchema, ...errorReplies } } },
     async (req) => o.verifier.records(req.query),
   );
   app.get<{ Params: { id: string } }>(
     '/v1/records/:id',
     {
+      ...asStored,
       preHandler: requireRole('auditor'),
       schema: { tags: ['audit'], params: { type: 'object', properties: { id: { type: 'string', pattern: '^[A-Za-z0-9_-]{1,128}$' } } }, security: [{ bearer: [] }], response: { 200: signedRecordSchema, ...errorReplies } },
     },
@@ -260,6 +276,8 @@ export async function buildServer(o: ServerOptions): Promise<FastifyInstance> {
         summary: 'Content a record names by SHA-256 (evidenceBlobs), as raw bytes',
         params: { type: 'object', properties: { sha256: hexSha256Schema } },
         security: [{ bearer: [] }],
+        // Sent as a Buffer, which no serializer touches; the schema is for the OpenAPI document.
+        response: { 200: { content: { 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } } }, ...errorReplies },
       },
     },
     async (req, reply) => {
@@ -269,8 +287,12 @@ export async function buildServer(o: ServerOptions): Promise<FastifyInstance> {
     },
   );
   const nodesReply = { type: 'object', required: ['nodes'], additionalProperties: false, properties: { nodes: { type: 'array', items: nodeStateSchema } } } as const;
-  app.get('/v1/nodes', { preHandler: requireRole('auditor'), schema: { tags: ['audit'], security: [{ bearer: [] }], response: { 200: nodesReply } } }, async () => ({ nodes: await o.verifier.nodes() }));
-  app.get('/v1/keys/all', { preHandler: requireRole('auditor'), schema: { tags: ['audit'], summary: 'Every verifier key ever used (to verify old records)', security: [{ bearer: [] }] } }, async () => o.verifier.allKeys());
+  app.get('/v1/nodes', { preHandler: requireRole('auditor'), schema: { tags: ['audit'], security: [{ bearer: [] }], response: { 200: nodesReply, ...errorReplies } } }, async () => ({ nodes: await o.verifier.nodes() }));
+  app.get(
+    '/v1/keys/all',
+    { preHandler: requireRole('auditor'), schema: { tags: ['audit'], summary: 'Every verifier key ever used (to verify old records)', security: [{ bearer: [] }], response: { 200: jwksSchema, ...errorReplies } } },
+    async () => o.verifier.allKeys(),
+  );
   app.post<{ Params: { name: string }; Body: { reason: string } }>(
     '/v1/nodes/:name/revoke',
     {
@@ -280,6 +302,7 @@ export async function buildServer(o: ServerOptions): Promise<FastifyInstance> {
         params: keyReleaseParamsSchema,
         body: { type: 'object', required: ['reason'], additionalProperties: false, properties: { reason: { type: 'string', minLength: 1, maxLength: 1024 } } },
         security: [{ bearer: [] }],
+        response: { 200: nodeStateSchema, ...errorReplies },
       },
     },
     async (req) => o.verifier.revoke(req.params.name, req.body.reason, actor(req).name),
