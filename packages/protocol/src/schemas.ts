@@ -401,6 +401,7 @@ export const nodeStateSchema = {
  * JWKS as published at `/.well-known/jwks.json` and `/v1/keys/all` (public EC/OKP/RSA keys only). A set and
  * its keys are open (RFC 7517: crv, x, y, n, e, x5c and members yet to be registered), and say so: a reply
  * serializer built from this schema writes only the members it lists unless `additionalProperties` is true.
+ * No bound on the number of keys: `/v1/keys/all` keeps every key ever used, one more at each rotation.
  */
 export const jwksSchema = {
   type: 'object',
@@ -409,7 +410,6 @@ export const jwksSchema = {
   properties: {
     keys: {
       type: 'array',
-      maxItems: 64,
       items: {
         type: 'object',
         required: ['kty', 'kid'],

@@ -117,6 +117,11 @@ describe('JWKS schema', () => {
     expect(v({ keys: [{ kty: 'EC', kid: 'a', crv: 'P-256', x: 'x', y: 'y', d: 'secret' }] })).toBe(false);
     expect(v({ keys: [{ kty: 'oct', kid: 'a', k: 'secret' }] })).toBe(false);
   });
+
+  it('holds every key ever used, however many rotations there were', () => {
+    const v = ajv.compile(SCHEMAS.Jwks);
+    expect(v({ keys: Array.from({ length: 200 }, (_, i) => ({ kty: 'EC', kid: `k${i}`, crv: 'P-256', x: 'x', y: 'y' })) })).toBe(true);
+  });
 });
 
 describe('schemas under fastify-style Ajv options', () => {
