@@ -14,7 +14,7 @@ import { verifyEntries } from './chain.js';
 import type { ChainEntry } from './chain.js';
 import { makeNodeState } from './node-state.js';
 import { encodeCursor, matchesQuery, normalizeQuery } from './query.js';
-import { GENESIS_PREV, buildRecord, checkLogName, checkNodeName, checkSetting, decodeRecordJws, jwsPayloadHash, prepareDraft, signRecord } from './records.js';
+import { GENESIS_PREV, buildRecord, checkLogName, checkNodeName, checkSetting, decodeRecordJws, decodeStoredJws, jwsPayloadHash, prepareDraft, signRecord } from './records.js';
 import type { RecordSigner } from './records.js';
 import type { ChainVerification, NodeStateInput, RecordStore } from './store.js';
 import { blobsToWrite, nonceKey, serialize } from './util.js';
@@ -174,6 +174,11 @@ export class JetStreamRecordStore implements RecordStore {
     return `${this.prefix}.${log}`;
   }
 
+  /** The log a stored message's subject files it under. */
+  private logOf(subject: string): string {
+    return subject.slice(this.prefix.length + 1);
+  }
+
   async append(draft: RecordDraft): Promise<SignedRecord> {
     const fixed = prepareDraft(draft, this.now());
     const subject = this.subject(draft.log);
@@ -296,7 +301,7 @@ export class JetStreamRecordStore implements RecordStore {
       if (e !== null && e.operation === 'PUT') {
         const m = await this.jsm.streams.getMessage(this.stream, { seq: Number(e.string()) });
         if (m !== null) {
-          const record = decodeRecordJws(m.string());
+          const record = decodeStoredJws(m.string(), { id: m.header.get('Nats-Msg-Id') || id, log: this.logOf(m.subject) });
           if (record.id === id) return { record, jws: m.string() };
         }
       }
@@ -309,7 +314,8 @@ export class JetStreamRecordStore implements RecordStore {
     for (const log of await this.logs()) {
       const m = await this.jsm.streams.getMessage(this.stream, { last_by_subj: this.subject(log) }).catch(() => null);
       if (m === null) continue;
-      const record = decodeRecordJws(m.string());
+      const msgId = m.header.get('Nats-Msg-Id');
+      const record = decodeStoredJws(m.string(), { ...(msgId ? { id: msgId } : {}), log });
       if (record.id === id) {
         await this.index.put(id, String(m.seq)).catch(() => undefined);
         return { record, jws: m.string() };
@@ -325,7 +331,7 @@ export class JetStreamRecordStore implements RecordStore {
     let lastSeq = 0;
     let full = false;
     for await (const m of this.scan(filter, n.after + 1)) {
-      const record = decodeRecordJws(m.jws);
+      const record = decodeStoredJws(m.jws, { ...(m.msgId === undefined ? {} : { id: m.msgId }), log: this.logOf(m.subject) });
       if (!matchesQuery(record, n)) continue;
       if (records.length === n.limit) {
         full = true;

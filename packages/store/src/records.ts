@@ -121,6 +121,30 @@ export function decodeRecordJws(jws: string): AuditRecord {
   }
 }
 
+/** Where a backend keeps a stored entry, beside its JWS (unverified): to name one that does not decode. */
+export interface StoredAt {
+  /** the id it is kept under (SQLite's records.id, JetStream's Nats-Msg-Id header) */
+  id?: string;
+  log?: string;
+  /** the seq kept beside it (SQLite's records.seq); JetStream keeps none */
+  seq?: number;
+}
+
+/**
+ * decodeRecordJws for an entry a backend hands out: a JWS that does not decode is STORE_RECORD_MALFORMED
+ * naming the entry by what the backend keeps beside it (details id, log, seq), so that whoever is refused
+ * a page or a record (an auditor over HTTP) can name the record the chain breaks at.
+ */
+export function decodeStoredJws(jws: string, at: StoredAt): AuditRecord {
+  try {
+    return decodeRecordJws(jws);
+  } catch (e) {
+    if (!(e instanceof JoinguardError)) throw e;
+    const where = [at.id === undefined ? 'without an id' : at.id, at.log === undefined ? '' : ` of log ${at.log}`, at.seq === undefined ? '' : ` at seq ${at.seq}`].join('');
+    throw reject(e.code, `stored record ${where}: ${e.message}`, { ...e.details, ...at });
+  }
+}
+
 export interface OpenedRecord {
   record: AuditRecord;
   /** hex SHA-256 of the payload (= JCS(record)) */

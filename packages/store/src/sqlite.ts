@@ -8,7 +8,7 @@ import { verifyEntries } from './chain.js';
 import type { ChainEntry } from './chain.js';
 import { makeNodeState } from './node-state.js';
 import { encodeCursor, normalizeQuery } from './query.js';
-import { GENESIS_PREV, buildRecord, checkLogName, checkNodeName, checkSetting, decodeRecordJws, prepareDraft, signRecord } from './records.js';
+import { GENESIS_PREV, buildRecord, checkLogName, checkNodeName, checkSetting, decodeStoredJws, prepareDraft, signRecord } from './records.js';
 import type { RecordSigner } from './records.js';
 import type { ChainVerification, NodeStateInput, RecordStore } from './store.js';
 import { blobsToWrite, nonceKey } from './util.js';
@@ -125,7 +125,7 @@ export class SqliteRecordStore implements RecordStore {
       this.db.exec(SCHEMA);
       this.st = {
         last: this.db.prepare('SELECT seq, hash FROM records WHERE log = ? ORDER BY seq DESC LIMIT 1'),
-        byId: this.db.prepare('SELECT jws FROM records WHERE id = ?'),
+        byId: this.db.prepare('SELECT jws, log, seq FROM records WHERE id = ?'),
         chain: this.db.prepare(`SELECT * FROM records WHERE log = ? AND seq > ? ORDER BY seq LIMIT ${CHAIN_PAGE}`),
         logs: this.db.prepare('SELECT DISTINCT log FROM records ORDER BY log'),
         nodeGet: this.db.prepare('SELECT state FROM nodes WHERE name = ?'),
@@ -268,13 +268,13 @@ export class SqliteRecordStore implements RecordStore {
 
   async get(id: string): Promise<SignedRecord | undefined> {
     if (typeof id !== 'string' || id.length > 128) return undefined;
-    let row: { jws: string } | undefined;
+    let row: { jws: string; log: string; seq: number } | undefined;
     try {
       row = this.st.byId.get(id) as typeof row;
     } catch (e) {
       throw io(e, 'reading a record');
     }
-    return row === undefined ? undefined : { record: decodeRecordJws(row.jws), jws: row.jws };
+    return row === undefined ? undefined : { record: decodeStoredJws(row.jws, { id, log: row.log, seq: row.seq }), jws: row.jws };
   }
 
   async query(q?: RecordQuery): Promise<RecordPage> {
@@ -296,15 +296,15 @@ export class SqliteRecordStore implements RecordStore {
       where.push('time_ms < @toMs');
       params.toMs = n.toMs;
     }
-    let rows: { pos: number; jws: string }[];
+    let rows: { pos: number; id: string; log: string; seq: number; jws: string }[];
     try {
-      rows = this.db.prepare(`SELECT pos, jws FROM records WHERE ${where.join(' AND ')} ORDER BY pos LIMIT @limit`).all(params) as typeof rows;
+      rows = this.db.prepare(`SELECT pos, id, log, seq, jws FROM records WHERE ${where.join(' AND ')} ORDER BY pos LIMIT @limit`).all(params) as typeof rows;
     } catch (e) {
       throw io(e, 'querying records');
     }
     const more = rows.length > n.limit;
     const page = rows.slice(0, n.limit);
-    const out: RecordPage = { records: page.map((r) => ({ record: decodeRecordJws(r.jws), jws: r.jws })) };
+    const out: RecordPage = { records: page.map((r) => ({ record: decodeStoredJws(r.jws, { id: r.id, log: r.log, seq: r.seq }), jws: r.jws })) };
     if (more) out.nextCursor = encodeCursor(page[page.length - 1]!.pos);
     return out;
   }

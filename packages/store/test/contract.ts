@@ -118,6 +118,29 @@ export function runStoreContract(makeHarness: () => Promise<StoreHarness>): void
       expect(other).not.toHaveProperty('headHash');
     }));
 
+  it('refuses a page or a record whose JWS does not decode with STORE_RECORD_MALFORMED naming it as stored (id, log; SQLite its seq too)', () =>
+    withStore(async ({ h, s }) => {
+      await s.append(draft(1));
+      await s.append(draft(2, { log: 'other' }));
+      await h.writeRaw('attest', { id: 'spoiled-record', jws: 'garbage' });
+      const refusal = async (p: Promise<unknown>) => {
+        const e = await p.then(
+          () => undefined,
+          (x: unknown) => x,
+        );
+        expect(e).toBeInstanceOf(JoinguardError);
+        return e as JoinguardError;
+      };
+      for (const e of [await refusal(s.query({ log: 'attest' })), await refusal(s.query()), await refusal(s.get('spoiled-record'))]) {
+        expect(e.code).toBe('STORE_RECORD_MALFORMED');
+        expect(e.details).toMatchObject({ id: 'spoiled-record', log: 'attest' });
+        expect(e.message).toContain('stored record spoiled-record of log attest');
+        if (e.details.seq !== undefined) expect(e.details.seq).toBe(2);
+      }
+      // Other logs are still served.
+      expect((await s.query({ log: 'other' })).records).toHaveLength(1);
+    }));
+
   it('survives a reopen: records stay and the chain continues', () =>
     withStore(async ({ h, s, key }) => {
       const a = await s.append(draft(1));
