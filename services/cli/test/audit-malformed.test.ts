@@ -5,10 +5,10 @@ import { useRecordsFixture, startAuditedVerifier, tamperedCopy, type AuditedVeri
 
 /*
  * `joinguard audit verify` over a record whose JWS is garbage (it does not even decode, so the store's
- * queries refuse the page that holds it): exit 1 with the chain failure at that record's log and seq (offline,
- * and its id from the store's id column), and the report of every other log, instead of a bare
- * STORE_RECORD_MALFORMED with no chains. Offline against copies
- * of a store file, online through a verifier on a file spoiled under it.
+ * queries refuse the page that holds it): exit 1 with the chain failure at that record's log, seq and id (the
+ * store's id column, which online the verifier's refusal names), and the report of every other log, instead
+ * of a bare STORE_RECORD_MALFORMED with no chains. Offline against copies of a store file, online through a
+ * verifier on a file spoiled under it.
  */
 
 
@@ -81,18 +81,35 @@ describe('joinguard audit verify: a record whose JWS is garbage', () => {
       await verifier?.v.close();
     });
 
-    it('a garbage JWS in the live store: exit 1 with STORE_CHAIN_MALFORMED at its log and seq, the other chains reported', async () => {
+    it('a garbage JWS in the live store: exit 1 with STORE_CHAIN_MALFORMED at its log, seq and id, the other chains reported', async () => {
       const db = new Database(live);
       // In the middle of a log: the page that holds it is refused, the records before it are still read.
       db.prepare(garbage('appraisals', 2)).run();
       db.close();
+      const id = fx.made.appraisals![1]!.record.id;
+      // The verifier's refusal names the record as the store keeps it, in the error reply's details.
+      const [, url, , token] = online();
+      const res = await fetch(`${url}/v1/records?log=appraisals`, { headers: { authorization: `Bearer ${token}` } });
+      expect(res.status).toBe(422);
+      expect(await res.json()).toMatchObject({ code: 'STORE_RECORD_MALFORMED', details: { id, log: 'appraisals', seq: 2 } });
       const r = await cliAsync('audit', 'verify', ...online(), '--json');
       expect(r.code).toBe(1);
       const e = failure(r);
       expect(e.code).toBe('STORE_CHAIN_MALFORMED');
-      expect(e.message).toMatch(/log appraisals breaks at seq 2/);
-      expect(e.details.chains.find((c) => c.log === 'appraisals')).toMatchObject({ ok: false, count: 1, firstBadSeq: 2, code: 'STORE_CHAIN_MALFORMED' });
+      expect(e.message).toContain(`log appraisals breaks at seq 2 (record ${id}): `);
+      expect(e.details.chains.find((c) => c.log === 'appraisals')).toMatchObject({ ok: false, count: 1, firstBadSeq: 2, firstBadId: id, code: 'STORE_CHAIN_MALFORMED' });
       expect(e.details.chains.find((c) => c.log === 'key-releases')).toMatchObject({ ok: true, count: 2 });
+      expect(e.details.chains.find((c) => c.log === 'revocations')).toMatchObject({ ok: true, count: 1 });
+    });
+
+    it('then the first record of another log too: both chains named by log, seq and id, as offline', async () => {
+      const db = new Database(live);
+      db.prepare(garbage('key-releases', 1)).run();
+      db.close();
+      const e = failure(await cliAsync('audit', 'verify', ...online(), '--json'));
+      expect(e.code).toBe('STORE_CHAIN_MALFORMED');
+      expect(e.details.chains.find((c) => c.log === 'appraisals')).toMatchObject({ ok: false, count: 1, firstBadSeq: 2, firstBadId: fx.made.appraisals![1]!.record.id });
+      expect(e.details.chains.find((c) => c.log === 'key-releases')).toMatchObject({ ok: false, count: 0, firstBadSeq: 1, firstBadId: fx.made['key-releases']![0]!.record.id });
       expect(e.details.chains.find((c) => c.log === 'revocations')).toMatchObject({ ok: true, count: 1 });
     });
   });

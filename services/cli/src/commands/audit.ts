@@ -55,8 +55,12 @@ async function httpGet(url: string, token: string | undefined): Promise<Response
   }
 }
 
-function httpFailure(url: string, status: number, body: { code?: string; message?: string } | undefined) {
-  return inputError('AUDIT_HTTP', `${url} answered ${status}${body?.code ? ` ${body.code}: ${body.message}` : ''}`, { status, ...(typeof body?.code === 'string' ? { serverCode: body.code } : {}) });
+type ErrorBody = { code?: string; message?: string; details?: unknown } | undefined;
+
+/** A refusal by the verifier, with its code and details (serverCode, serverDetails) kept. */
+function httpFailure(url: string, status: number, body: ErrorBody) {
+  const details = typeof body?.details === 'object' && body.details !== null && !Array.isArray(body.details) ? { serverDetails: body.details as Record<string, unknown> } : {};
+  return inputError('AUDIT_HTTP', `${url} answered ${status}${body?.code ? ` ${body.code}: ${body.message}` : ''}`, { status, ...(typeof body?.code === 'string' ? { serverCode: body.code } : {}), ...details });
 }
 
 async function httpBlob(url: string, token: string | undefined): Promise<Uint8Array | undefined> {
@@ -65,7 +69,7 @@ async function httpBlob(url: string, token: string | undefined): Promise<Uint8Ar
     await res.body?.cancel();
     return undefined;
   }
-  if (!res.ok) throw httpFailure(url, res.status, (await res.json().catch(() => undefined)) as { code?: string; message?: string } | undefined);
+  if (!res.ok) throw httpFailure(url, res.status, (await res.json().catch(() => undefined)) as ErrorBody);
   const declared = Number(res.headers.get('content-length') ?? 0);
   if (declared > MAX_HTTP_BLOB_BYTES) {
     await res.body?.cancel();
@@ -78,7 +82,7 @@ async function httpBlob(url: string, token: string | undefined): Promise<Uint8Ar
 
 async function httpJson(url: string, token: string | undefined): Promise<unknown> {
   const res = await httpGet(url, token);
-  const body = (await res.json().catch(() => undefined)) as { code?: string; message?: string } | undefined;
+  const body = (await res.json().catch(() => undefined)) as ErrorBody;
   if (res.status === 404 && body?.code === 'NOT_FOUND') return undefined;
   if (!res.ok) throw httpFailure(url, res.status, body);
   if (body === undefined) throw inputError('AUDIT_HTTP', `${url} did not answer JSON: is it a joinguard verifier?`, { status: res.status });
@@ -200,6 +204,15 @@ function isUnreadableRecord(e: unknown): e is JoinguardError {
 }
 
 /**
+ * The id under which the source keeps the record it could not hand out, as the store's refusal names it
+ * (offline directly, over HTTP in the verifier's reply); only when it names a record of this log.
+ */
+function unreadableId(e: JoinguardError, log: string): string | undefined {
+  const d = (e.code === 'AUDIT_HTTP' ? e.details.serverDetails : e.details) as { id?: unknown; log?: unknown } | undefined;
+  return d?.log === log && typeof d.id === 'string' && /^[A-Za-z0-9_-]{1,128}$/.test(d.id) ? d.id : undefined;
+}
+
+/**
  * Every record of a log in storage order, page by page. A page the source cannot hand out is read again one
  * record at a time, up to the record that spoils it, which ends the log as `unreadable` (no cursor leads past
  * it). Any other failure (an unreachable verifier, a refused token) is thrown.
@@ -260,7 +273,15 @@ async function verifyLogEntries(s: RecordSource, log: string, keys: JSONWebKeySe
   }
   let chain = await verifyEntries(log, entries(), keys);
   if (chain.ok && unreadable) {
-    chain = { ...chain, ok: false, firstBadSeq: chain.count + 1, code: 'STORE_CHAIN_MALFORMED', reason: `record at position ${chain.count + 1} of log ${log} cannot be read: ${unreadable.message}` };
+    const id = unreadableId(unreadable, log);
+    chain = {
+      ...chain,
+      ok: false,
+      firstBadSeq: chain.count + 1,
+      ...(id === undefined ? {} : { firstBadId: id }),
+      code: 'STORE_CHAIN_MALFORMED',
+      reason: `record at position ${chain.count + 1} of log ${log} cannot be read: ${unreadable.message}`,
+    };
   }
   if (last) points.set(last.seq, last.point);
   return { chain, points };
@@ -389,7 +410,8 @@ export function registerAudit(program: Command): void {
             const mine = saved.find((h) => h.log === log);
             const { chain: c, points } = await s.verifyChain(log, keys, new Set(mine ? [mine.seq] : []));
             // A broken chain names its bad record (firstBadId): offline by the store's own id for it, which a
-            // record whose JWS does not decode has too; over HTTP by the id its payload claims.
+            // record whose JWS does not decode has too; over HTTP by the id its payload claims, or, for one
+            // that does not decode, by the store's id the verifier's refusal names.
             chains.push(c);
             const head = points.get(c.count);
             if (c.ok && c.count > 0 && head) heads.push({ log, seq: c.count, ...head });
