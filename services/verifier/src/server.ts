@@ -77,7 +77,8 @@ const errorReplies = Object.fromEntries([400, 401, 403, 404, 413, 414, 422, 429,
  * fastify builds from the response schema, which writes only the members the schema lists and writes a
  * `const` member as the constant. A record of a later format, or with a member this version does not know,
  * would otherwise reach an auditor different from its JWS. The schema still describes the reply in the
- * OpenAPI document, and the tests hold the replies to it.
+ * OpenAPI document, and the tests hold the replies to it. The node state routes too: a replica of a newer
+ * version sharing the store may keep a member in a node's state that this one does not know.
  */
 const asStored = { serializerCompiler: () => (data: unknown) => JSON.stringify(data) };
 
@@ -287,7 +288,7 @@ export async function buildServer(o: ServerOptions): Promise<FastifyInstance> {
     },
   );
   const nodesReply = { type: 'object', required: ['nodes'], additionalProperties: false, properties: { nodes: { type: 'array', items: nodeStateSchema } } } as const;
-  app.get('/v1/nodes', { preHandler: requireRole('auditor'), schema: { tags: ['audit'], security: [{ bearer: [] }], response: { 200: nodesReply, ...errorReplies } } }, async () => ({ nodes: await o.verifier.nodes() }));
+  app.get('/v1/nodes', { ...asStored, preHandler: requireRole('auditor'), schema: { tags: ['audit'], security: [{ bearer: [] }], response: { 200: nodesReply, ...errorReplies } } }, async () => ({ nodes: await o.verifier.nodes() }));
   app.get(
     '/v1/keys/all',
     { preHandler: requireRole('auditor'), schema: { tags: ['audit'], summary: 'Every verifier key ever used (to verify old records)', security: [{ bearer: [] }], response: { 200: jwksSchema, ...errorReplies } } },
@@ -296,6 +297,7 @@ export async function buildServer(o: ServerOptions): Promise<FastifyInstance> {
   app.post<{ Params: { name: string }; Body: { reason: string } }>(
     '/v1/nodes/:name/revoke',
     {
+      ...asStored,
       preHandler: requireRole('admin'),
       schema: {
         tags: ['admin'],

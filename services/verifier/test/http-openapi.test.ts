@@ -209,6 +209,19 @@ describe('replies of the documented routes', () => {
     valid(nodeStateSchema, state);
   });
 
+  it('a node state with a member this version does not know (written by a newer replica) keeps it, listed and revoked', async () => {
+    const name = 'newer-replica-node';
+    const later = { revoked: false, lastVerdict: 'pass', attestedBy: { replica: 'verifier-b', build: '0.2.0' } } as unknown as Omit<NodeState, 'name'>;
+    await h.v.store.putNode(name, later);
+    const listed = (await json<{ nodes: NodeState[] }>('/v1/nodes', { headers: auditor })).nodes.find((n) => n.name === name);
+    expect(listed).toEqual({ ...later, name });
+    const r = await f(`/v1/nodes/${name}/revoke`, { method: 'POST', headers: admin, body: JSON.stringify({ reason: 'replaced' }) });
+    expect(r.status).toBe(200);
+    const state = (await r.json()) as NodeState;
+    expect(state).toMatchObject({ name, revoked: true, revokedReason: 'replaced', attestedBy: { replica: 'verifier-b', build: '0.2.0' } });
+    expect(state).toEqual(await h.v.store.getNode(name));
+  });
+
   it('a blob is the stored bytes', async () => {
     const appraisal = (await h.v.store.query({ kind: 'appraisal' })).records[0]!;
     const name = (appraisal.record.body as { evidenceBlobs: { eventLog: string } }).evidenceBlobs.eventLog;
