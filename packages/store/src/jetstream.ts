@@ -314,8 +314,7 @@ export class JetStreamRecordStore implements RecordStore {
     for (const log of await this.logs()) {
       const m = await this.jsm.streams.getMessage(this.stream, { last_by_subj: this.subject(log) }).catch(() => null);
       if (m === null) continue;
-      const msgId = m.header.get('Nats-Msg-Id');
-      const record = decodeStoredJws(m.string(), { ...(msgId ? { id: msgId } : {}), log });
+      const record = decodeStoredJws(m.string(), { id: m.header.get('Nats-Msg-Id') || undefined, log });
       if (record.id === id) {
         await this.index.put(id, String(m.seq)).catch(() => undefined);
         return { record, jws: m.string() };
@@ -331,7 +330,7 @@ export class JetStreamRecordStore implements RecordStore {
     let lastSeq = 0;
     let full = false;
     for await (const m of this.scan(filter, n.after + 1)) {
-      const record = decodeStoredJws(m.jws, { ...(m.msgId === undefined ? {} : { id: m.msgId }), log: this.logOf(m.subject) });
+      const record = decodeStoredJws(m.jws, { id: m.msgId, log: this.logOf(m.subject) });
       if (!matchesQuery(record, n)) continue;
       if (records.length === n.limit) {
         full = true;

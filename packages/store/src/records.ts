@@ -141,7 +141,8 @@ export function decodeStoredJws(jws: string, at: StoredAt): AuditRecord {
   } catch (e) {
     if (!(e instanceof JoinguardError)) throw e;
     const where = [at.id === undefined ? 'without an id' : at.id, at.log === undefined ? '' : ` of log ${at.log}`, at.seq === undefined ? '' : ` at seq ${at.seq}`].join('');
-    throw reject(e.code, `stored record ${where}: ${e.message}`, { ...e.details, ...at });
+    const named = Object.fromEntries(Object.entries(at).filter(([, v]) => v !== undefined));
+    throw reject(e.code, `stored record ${where}: ${e.message}`, { ...e.details, ...named });
   }
 }
 
