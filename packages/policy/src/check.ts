@@ -150,6 +150,16 @@ export function checkPolicy(policy: Policy, now: Date): PolicyCheck {
   if (policy.tdx?.allowDebug) warn('$.tdx.allowDebug', 'POLICY_WEAK', 'debug TDs are accepted: their memory is readable by the host');
   if (policy.tdx?.allowedTcbStatuses?.includes('Revoked')) warn('$.tdx.allowedTcbStatuses', 'POLICY_WEAK', 'platforms with a revoked TCB are accepted');
   if (policy.boot?.requireSecureBoot === false) warn('$.boot.requireSecureBoot', 'POLICY_WEAK', 'nodes without Secure Boot are accepted');
+  // Azure's vTPM keeps its AK across boots; the vTPM of a bare SNP or TDX guest (an SVSM's) is usually made anew
+  // at every boot, and so is its AK: each reboot of such a node would fail until an admin unpins it.
+  const ephemeral = allowed.filter((t) => t === 'snp' || t === 'tdx');
+  if (policy.tpm?.pinAk === true && ephemeral.length > 0) {
+    warn(
+      '$.tpm.pinAk',
+      'POLICY_AK_PIN_EPHEMERAL',
+      `AKs are pinned and tee ${ephemeral.join(', ')} is allowed: a vTPM that makes a new AK at every boot (an SVSM's) fails each reboot of its node until an admin unpins it; pin where the AK persists (azure-snp-vtpm, azure-tdx-vtpm)`,
+    );
+  }
 
   const refs = policy.referenceValues ?? [];
   // id → version → index. Ids may contain "@", so "a@b" version "c" and "a" version "b@c" are different

@@ -46,6 +46,10 @@ export const POLICY_ERROR_CODES = {
   kernelCmdline: 'POLICY_KERNEL_CMDLINE',
   grubCommand: 'POLICY_GRUB_COMMAND',
   eventUnverified: 'POLICY_EVENT_UNVERIFIED',
+  // rule tpm.akPinned (evaluateAkPin, judged against the node's state)
+  akPinMismatch: 'POLICY_AK_PIN_MISMATCH',
+  // checkPolicy issue of tpm.pinAk
+  akPinEphemeral: 'POLICY_AK_PIN_EPHEMERAL',
 } as const;
 
 export const ALL_POLICY_ERROR_CODES: readonly string[] = [...new Set(Object.values(POLICY_ERROR_CODES))];

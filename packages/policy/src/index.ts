@@ -42,6 +42,8 @@ export { policyDigest } from './digest.js';
 export { ReferenceIndex, referenceEntries, validity } from './refs.js';
 export type { Validity, ReferenceKey } from './refs.js';
 export { evaluate, MAX_MATCHED_STRING } from './evaluate.js';
+export { evaluateAkPin, AK_PIN_RULE } from './pin.js';
+export type { AkPinInput } from './pin.js';
 export { dryRun, appraisalError } from './dryrun.js';
 export type { DryRunItem, DryRunEntry, DryRunReport } from './dryrun.js';
 export { learn } from './learn.js';

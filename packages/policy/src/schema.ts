@@ -89,6 +89,7 @@ export const policySchema = {
       additionalProperties: false,
       properties: {
         requiredBanks: { type: 'array', items: { enum: ['sha1', 'sha256', 'sha384', 'sha512'] }, minItems: 1, uniqueItems: true },
+        pinAk: { type: 'boolean' },
       },
     },
     boot: {

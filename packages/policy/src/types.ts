@@ -48,6 +48,13 @@ export interface TdxPolicySection {
 
 export interface TpmPolicySection {
   requiredBanks?: string[];
+  /**
+   * Default false. True: a node's first passing appraisal pins its vTPM attestation key (the SHA-256 of the
+   * AK's TPMT_PUBLIC, kept in the node's state by the verifier), and a later appraisal of that node with
+   * another AK fails rule `tpm.akPinned` until an admin unpins it. Only for vTPMs whose AK persists across
+   * boots (Azure's); an ephemeral vTPM (an SVSM vTPM, the simulated ones) makes a new AK at every boot.
+   */
+  pinAk?: boolean;
 }
 
 export interface BootPolicySection {
