@@ -55,6 +55,7 @@ export type {
   RecordQuery,
   RecordPage,
   NodeState,
+  UnpinRequest,
   PolicySource,
   ReferenceValueInfo,
   PolicyPoolInfo,

@@ -394,7 +394,18 @@ export const nodeStateSchema = {
     machine: shortString,
     revokedAt: rfc3339Schema,
     revokedReason: { type: 'string', maxLength: 1024 },
+    pinnedAkSha256: hexSha256Schema,
+    pinnedAkAt: rfc3339Schema,
+    pinnedAkRecordId: shortString,
   },
+} as const;
+
+/** `POST /v1/nodes/{name}/unpin` body (UnpinRequest). */
+export const unpinRequestSchema = {
+  type: 'object',
+  required: ['reason'],
+  additionalProperties: false,
+  properties: { reason: { type: 'string', minLength: 1, maxLength: 1024 }, akPublicSha256: hexSha256Schema },
 } as const;
 
 /**
@@ -539,6 +550,7 @@ export const SCHEMAS = {
   RecordQuery: recordQuerySchema,
   RecordPage: recordPageSchema,
   NodeState: nodeStateSchema,
+  UnpinRequest: unpinRequestSchema,
   Jwks: jwksSchema,
   PolicyPoolParams: policyPoolParamsSchema,
   ReferenceValueParams: referenceValueParamsSchema,

@@ -14,7 +14,7 @@ export type Verdict = (typeof VERDICTS)[number];
 export const CHECK_OUTCOMES = ['pass', 'fail', 'skip'] as const;
 export type CheckOutcome = (typeof CHECK_OUTCOMES)[number];
 
-export const RECORD_KINDS = ['appraisal', 'key-release', 'csr-decision', 'revocation', 'policy-change'] as const;
+export const RECORD_KINDS = ['appraisal', 'key-release', 'csr-decision', 'revocation', 'policy-change', 'ak-unpin'] as const;
 export type RecordKind = (typeof RECORD_KINDS)[number];
 
 /** `GET /v1/challenge` reply. */
@@ -279,6 +279,22 @@ export interface NodeState {
   machine?: string;
   revokedAt?: string;
   revokedReason?: string;
+  /**
+   * The vTPM AK the node is pinned to (its pool's policy has `tpm.pinAk`): hex SHA-256 of the AK's TPMT_PUBLIC,
+   * taken at the node's first passing appraisal under such a policy; absent when not pinned (or unpinned)
+   */
+  pinnedAkSha256?: string;
+  /** RFC 3339: when the pin was taken */
+  pinnedAkAt?: string;
+  /** the appraisal record that took the pin */
+  pinnedAkRecordId?: string;
+}
+
+/** `POST /v1/nodes/{name}/unpin` body: why, and optionally the pin the admin means to clear. */
+export interface UnpinRequest {
+  reason: string;
+  /** the pinned AK's digest as the admin read it (`GET /v1/nodes`): the pin is cleared only while it is this one */
+  akPublicSha256?: string;
 }
 
 /** Where a node pool's policy in force came from. */
