@@ -9,7 +9,7 @@ import type { ObjectStore } from '@nats-io/obj';
 import type { JSONWebKeySet } from 'jose';
 import { BoundedMap, JoinguardError, inputError } from '@joinguard/core';
 import { isSha256Hex } from '@joinguard/protocol';
-import type { NodeState, RecordDraft, RecordPage, RecordQuery, SignedRecord } from '@joinguard/protocol';
+import type { AuditRecord, NodeState, RecordDraft, RecordPage, RecordQuery, SignedRecord } from '@joinguard/protocol';
 import { verifyEntries } from './chain.js';
 import type { ChainEntry } from './chain.js';
 import { makeNodeState } from './node-state.js';
@@ -314,7 +314,16 @@ export class JetStreamRecordStore implements RecordStore {
     for (const log of await this.logs()) {
       const m = await this.jsm.streams.getMessage(this.stream, { last_by_subj: this.subject(log) }).catch(() => null);
       if (m === null) continue;
-      const record = decodeStoredJws(m.string(), { id: m.header.get('Nats-Msg-Id') || undefined, log });
+      const msgId = m.header.get('Nats-Msg-Id') || undefined;
+      let record: AuditRecord;
+      try {
+        record = decodeStoredJws(m.string(), { id: msgId, log });
+      } catch (e) {
+        // A head that does not decode is refused to whoever asks for it by the id it is kept under; it is not
+        // the record any other id names (one it holds could not be read anyway), so their lookups go on.
+        if (msgId === id) throw e;
+        continue;
+      }
       if (record.id === id) {
         await this.index.put(id, String(m.seq)).catch(() => undefined);
         return { record, jws: m.string() };

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect } from '@nats-io/transport-node';
 import { jetstreamManager, jetstream } from '@nats-io/jetstream';
 import { canonicalJsonBytes, generateSigningKey } from '@joinguard/protocol';
+import { JoinguardError } from '@joinguard/core';
 import { decodeRecordJws, openJetStreamStore } from '../src/index.js';
 import type { JetStreamStoreOptions } from '../src/index.js';
 import { draft, runStoreContract } from './contract.js';
@@ -165,6 +166,55 @@ describe('JetStream store: id index', () => {
     } finally {
       await s.close();
       await nc.close();
+    }
+  });
+});
+
+describe('JetStream store: a log whose newest message is not a record', () => {
+  async function setup() {
+    const names = freshNames();
+    const key = await generateSigningKey();
+    const s = await openJetStreamStore({ servers: server.url, ...names, signer: { kid: key.kid, privateKey: key.privateKey } });
+    const nc = await connect({ servers: server.url });
+    const js = jetstream(nc);
+    const { Kvm } = await import('@nats-io/kv');
+    return {
+      s,
+      key,
+      index: await new Kvm(nc).open(names.indexBucket!),
+      /** Publishes as append() does (id as Nats-Msg-Id), unchecked; returns the stream seq. */
+      raw: async (log: string, id: string, jws: string) => (await js.publish(`${names.subjectPrefix}.${log}`, jws, { msgID: id })).seq,
+      lastSeq: async (log: string) => (await jetstreamManager(nc).then((m) => m.streams.getMessage(names.stream!, { last_by_subj: `${names.subjectPrefix}.${log}` })))?.seq,
+      done: async () => {
+        await s.close();
+        await nc.close();
+      },
+    };
+  }
+  const outcome = (p: Promise<unknown>) =>
+    p.then(
+      () => 'no error',
+      (e: unknown) => e,
+    );
+
+  it('is refused only to a get of the id it is kept under; other unindexed records are still found', async () => {
+    const t = await setup();
+    try {
+      const a = await t.s.append(draft(1));
+      // A bad head in a log named before 'other', so that get() meets it first.
+      await t.raw('attest', 'spoiled-head', 'garbage');
+      const b = await t.s.append(draft(2, { log: 'other' }));
+      // As a crash between publish and index write leaves it: only the heads can find b now.
+      await t.index.purge(b.record.id);
+      expect(await t.s.get('no-such-record')).toBeUndefined();
+      expect(await t.s.get(b.record.id)).toEqual(b);
+      expect(await t.s.get(a.record.id)).toEqual(a);
+      const spoiled = await outcome(t.s.get('spoiled-head'));
+      expect(spoiled).toBeInstanceOf(JoinguardError);
+      expect(spoiled).toMatchObject({ code: 'STORE_RECORD_MALFORMED', kind: 'rejected', details: { id: 'spoiled-head', log: 'attest', parts: 1 } });
+      expect((spoiled as Error).message).toBe('stored record spoiled-head of log attest: stored record is not a compact JWS');
+    } finally {
+      await t.done();
     }
   });
 });
