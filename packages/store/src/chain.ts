@@ -65,7 +65,7 @@ export async function verifyEntries(log: string, entries: AsyncIterable<ChainEnt
 function nameOf(entry: ChainEntry): string | undefined {
   if (typeof entry.id === 'string' && entry.id !== '') return entry.id;
   try {
-    const id = (decodeRecordJws(entry.jws) as { id?: unknown } | null)?.id;
+    const id: unknown = decodeRecordJws(entry.jws).id;
     return typeof id === 'string' ? id : undefined;
   } catch {
     return undefined;

@@ -110,15 +110,30 @@ export function signRecord(record: AuditRecord, signer: RecordSigner): { jws: st
   }
 }
 
-/** The record inside a JWS the store wrote itself, without checking the signature (for serving queries). */
+/** What a JSON value is, to say why it is not a record: `null`, `array`, or its `typeof`. */
+function jsonType(v: unknown): string {
+  return v === null ? 'null' : Array.isArray(v) ? 'array' : typeof v;
+}
+
+/**
+ * The record inside a JWS the store wrote itself, without checking the signature (for serving queries).
+ * Only its shape is checked: a payload that is not a JSON object (`null`, an array, a number, a string) is
+ * STORE_RECORD_MALFORMED like one that is not JSON, so that no caller reads the members of a non-record.
+ */
 export function decodeRecordJws(jws: string): AuditRecord {
   const parts = jws.split('.');
   if (parts.length !== 3) throw reject('STORE_RECORD_MALFORMED', 'stored record is not a compact JWS', { parts: parts.length });
+  let payload: unknown;
   try {
-    return JSON.parse(Buffer.from(parts[1]!, 'base64url').toString('utf8')) as AuditRecord;
+    payload = JSON.parse(Buffer.from(parts[1]!, 'base64url').toString('utf8'));
   } catch (e) {
     throw reject('STORE_RECORD_MALFORMED', `stored record payload is not JSON: ${(e as Error).message}`, {});
   }
+  if (typeof payload !== 'object' || payload === null || Array.isArray(payload)) {
+    const type = jsonType(payload);
+    throw reject('STORE_RECORD_MALFORMED', `stored record payload is JSON but not an object (it is ${type === 'array' ? 'an array' : type})`, { payloadType: type });
+  }
+  return payload as AuditRecord;
 }
 
 /** Where a backend keeps a stored entry, beside its JWS (unverified): to name one that does not decode. */
@@ -180,8 +195,12 @@ export async function openRecord(jws: string, keys: JSONWebKeySet): Promise<Open
   } catch (e) {
     throw reject('STORE_RECORD_MALFORMED', `record payload is not JSON: ${(e as Error).message}`, { kid });
   }
+  if (typeof record !== 'object' || record === null || Array.isArray(record)) {
+    const type = jsonType(record);
+    throw reject('STORE_RECORD_MALFORMED', `record payload is JSON but not an object (it is ${type === 'array' ? 'an array' : type})`, { kid, payloadType: type });
+  }
   // A signature over non-canonical bytes would let two different texts stand for one record.
-  if (typeof record !== 'object' || record === null || canonicalJson(record) !== text) {
+  if (canonicalJson(record) !== text) {
     throw reject('STORE_RECORD_MALFORMED', 'record payload is not in canonical (RFC 8785) form', { kid });
   }
   if (record.v !== 1 || typeof record.log !== 'string' || !Number.isSafeInteger(record.seq) || typeof record.prev !== 'string' || typeof record.id !== 'string') {

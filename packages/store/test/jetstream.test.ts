@@ -39,6 +39,7 @@ describe('JetStream store: contract', () => {
           await nc.close();
         }
       },
+      keepsSeq: false,
       cleanup: async () => undefined,
     };
   });
@@ -201,8 +202,9 @@ describe('JetStream store: a log whose newest message is not a record', () => {
     const t = await setup();
     try {
       const a = await t.s.append(draft(1));
-      // A bad head in a log named before 'other', so that get() meets it first.
+      // Bad heads in logs named before 'other', so that get() meets them first.
       await t.raw('attest', 'spoiled-head', 'garbage');
+      await t.raw('nulls', 'null-head', `${a.jws.split('.')[0]}.${Buffer.from('null').toString('base64url')}.${a.jws.split('.')[2]}`);
       const b = await t.s.append(draft(2, { log: 'other' }));
       // As a crash between publish and index write leaves it: only the heads can find b now.
       await t.index.purge(b.record.id);
@@ -213,6 +215,10 @@ describe('JetStream store: a log whose newest message is not a record', () => {
       expect(spoiled).toBeInstanceOf(JoinguardError);
       expect(spoiled).toMatchObject({ code: 'STORE_RECORD_MALFORMED', kind: 'rejected', details: { id: 'spoiled-head', log: 'attest', parts: 1 } });
       expect((spoiled as Error).message).toBe('stored record spoiled-head of log attest: stored record is not a compact JWS');
+      const nul = await outcome(t.s.get('null-head'));
+      expect(nul).toBeInstanceOf(JoinguardError);
+      expect(nul).toMatchObject({ code: 'STORE_RECORD_MALFORMED', kind: 'rejected', details: { id: 'null-head', log: 'nulls', payloadType: 'null' } });
+      expect((nul as Error).message).toBe('stored record null-head of log nulls: stored record payload is JSON but not an object (it is null)');
     } finally {
       await t.done();
     }

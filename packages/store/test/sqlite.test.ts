@@ -24,6 +24,7 @@ describe('SQLite store: contract', () => {
             )
             .run(id, log, jws, log),
         ),
+      keepsSeq: true,
       cleanup: async () => rmSync(dir, { recursive: true, force: true }),
     };
   });
