@@ -1,7 +1,7 @@
 import { createPublicKey, type JsonWebKey, type KeyObject } from 'node:crypto';
 import { BoundedMap, deepFreeze, digest, equalBytes, reject, toHex } from '@joinguard/core';
 import { parseEventLog, replayPcrs, type EventLog, type PcrBanks } from '@joinguard/eventlog';
-import { evaluate, type AppraisalClaims, type BootClaims, type Policy, type RuleResult } from '@joinguard/policy';
+import { evaluate, evaluateAkPin, type AppraisalClaims, type BootClaims, type Policy, type RuleResult } from '@joinguard/policy';
 import {
   bindingDigest, evidenceSchema, fromB64, fromB64url, jwkThumbprint, tpmExtraData, LIMITS, PURPOSES, TEES,
   type Appraisal, type Check, type Evidence, type Purpose, type RuntimeData, type TcbClaim, type Tee,
@@ -23,6 +23,12 @@ export interface AppraisalContext {
   policyRef: { id: string; digest: string };
   trust: AppraisalTrust;
   caches?: { snpChains?: ChainCache; tdxPck?: PckChainCache };
+  /**
+   * For a policy with `tpm.pinAk`: the AK the node is pinned to (hex SHA-256 of its TPMT_PUBLIC), null when it
+   * is pinned to none yet. Absent: not known to the caller (offline verification), and rule tpm.akPinned is
+   * skipped. The verifier reads it from the node's state.
+   */
+  pinnedAkSha256?: string | null;
 }
 
 export interface AppraisalOutcome {
@@ -40,6 +46,11 @@ export interface AppraisalOutcome {
    * from a CVM that claimed this node's name (a passing verdict implies it; a failed one may have it or not).
    */
   evidenceVerified: boolean;
+  /**
+   * hex SHA-256 of tpm.akPublic (the TPMT_PUBLIC, as sent) of the AK whose quote verified and is bound to this
+   * evidence (bare: runtimeData.akPublicSha256; Azure: the HCL report's HCLAkPub); absent otherwise
+   */
+  akPublicSha256?: string;
 }
 
 /**
@@ -258,6 +269,7 @@ export async function appraiseInternal(evidence: Evidence, ctx: AppraisalContext
   let tdxResult: TdxHardwareResult | undefined;
   let hcl: HclReport | undefined;
   let quoteClaims: QuoteClaims | undefined;
+  let akPublicSha256: string | undefined;
 
   // ---- hardware: signature, chain, TCB collateral
   const hw = await run.step(
@@ -368,6 +380,7 @@ export async function appraiseInternal(evidence: Evidence, ctx: AppraisalContext
     const pcrs: Record<string, Record<string, string>> = {};
     for (const [bank, values] of Object.entries(quoteClaims.pcrs ?? {})) pcrs[bank] = Object.fromEntries(Object.entries(values).map(([k, v]) => [k, String(v)]));
     claims.tpm = { banks: quoteClaims.pcrSelect.map((s) => s.bank), pcrs };
+    akPublicSha256 = digest('sha256', dec!.akPublic, 'hex');
   }
 
   // ---- event log against the quoted PCRs
@@ -399,10 +412,13 @@ export async function appraiseInternal(evidence: Evidence, ctx: AppraisalContext
   let policyFailed = false;
   if (claimsExist) {
     const a = evaluate(ctx.policy, claims, now, ctx.policyRef.digest);
+    // Judged against the node's state, not the claims: only policies with tpm.pinAk have this rule at all.
+    const pin = evaluateAkPin(ctx.policy, { ...(akPublicSha256 ? { akPublicSha256 } : {}), ...(ctx.pinnedAkSha256 !== undefined ? { pinned: ctx.pinnedAkSha256 } : {}) });
     // A record holds at most MAX_CHECKS checks (protocol LIMITS.maxChecks); a hostile log can make a rule fail
     // once per entry, so the excess is folded into one failed check that says how many were left out.
-    const room = MAX_CHECKS - checks.length - 1;
+    const room = MAX_CHECKS - checks.length - 1 - (pin ? 1 : 0);
     for (const r of a.results.slice(0, room)) checks.push(policyCheck(r));
+    if (pin) checks.push(policyCheck(pin));
     const left = a.results.slice(room);
     if (left.length > 0) {
       const failedLeft = left.filter((r) => r.outcome === 'fail');
@@ -413,7 +429,7 @@ export async function appraiseInternal(evidence: Evidence, ctx: AppraisalContext
         message: `${left.length} more rule results (${failedLeft.length} failed, first ${failedLeft[0]?.rule ?? 'none'}) are not listed`,
       });
     }
-    policyFailed = a.verdict === 'fail';
+    policyFailed = a.verdict === 'fail' || pin?.outcome === 'fail';
   } else {
     checks.push({ name: 'policy', outcome: 'skip', message: 'not evaluated: the evidence was not verified far enough to yield claims' });
   }
@@ -445,6 +461,7 @@ export async function appraiseInternal(evidence: Evidence, ctx: AppraisalContext
     bindingDigest: d ? toHex(d) : '',
     evidenceVerified: !run.failed,
   };
+  if (akPublicSha256 && !run.failed) outcome.akPublicSha256 = akPublicSha256;
   if (claimsExist) outcome.claims = claims;
   return outcome;
 }

@@ -14,6 +14,7 @@
 //   eventlog.replay                  every PCR the log extends equals the quoted value
 //   teeKey                           P-256 / X25519 public JWK, nothing private
 //   policy.<rule>                    every rule of @joinguard/policy's evaluate()
+//   policy.tpm.akPinned              tpm.pinAk policies: the AK is the one the node is pinned to (ctx.pinnedAkSha256)
 //
 // The first failing check before the policy stops the chain (later ones are "skip"); the policy runs on
 // whatever claims were verified. Bad evidence never throws; only internal faults do. The nonce's own
