@@ -25,9 +25,11 @@ import {
   recordQuerySchema,
   referenceValueParamsSchema,
   signedRecordSchema,
+  unpinRequestSchema,
   type Evidence,
   type KeyReleaseRequest,
   type RecordQuery,
+  type UnpinRequest,
 } from '@joinguard/protocol';
 import { authenticateBearer, authenticateMtls, hasRole, type Principal, type Role, type TokenEntry } from './auth.js';
 import type { Actor, Verifier } from './service.js';
@@ -308,6 +310,22 @@ export async function buildServer(o: ServerOptions): Promise<FastifyInstance> {
       },
     },
     async (req) => o.verifier.revoke(req.params.name, req.body.reason, actor(req).name),
+  );
+  app.post<{ Params: { name: string }; Body: UnpinRequest }>(
+    '/v1/nodes/:name/unpin',
+    {
+      ...asStored,
+      preHandler: requireRole('admin'),
+      schema: {
+        tags: ['admin'],
+        summary: 'Clear the vTPM AK a node is pinned to (tpm.pinAk): its next pass pins the AK it comes with',
+        params: keyReleaseParamsSchema,
+        body: unpinRequestSchema,
+        security: [{ bearer: [] }],
+        response: { 200: nodeStateSchema, ...errorReplies },
+      },
+    },
+    async (req) => o.verifier.unpin(req.params.name, req.body, actor(req).name),
   );
 
   // Policies per node pool. Reading them is an auditor's; changing them (the whole policy, or one reference

@@ -1,7 +1,7 @@
 import { existsSync, readFileSync, statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import type { JSONWebKeySet, JWK } from 'jose';
-import { JoinguardError, inputError, reject, uuidV7 } from '@joinguard/core';
+import { JoinguardError, digest, inputError, reject, uuidV7 } from '@joinguard/core';
 import {
   assertJsonValue,
   checkChallenge,
@@ -28,8 +28,9 @@ import {
   type RecordQuery,
   type SignedRecord,
   type TeeKeyJwk,
+  type UnpinRequest,
 } from '@joinguard/protocol';
-import { allRecords, type RecordStore } from '@joinguard/store';
+import { allRecords, type NodeStateInput, type RecordStore } from '@joinguard/store';
 import { loadPolicy, policyDigest, referenceEntries, validity, type Policy, type ReferenceValue } from '@joinguard/policy';
 import { asJson } from './appraise/checks.js';
 import { appraiseEvidence, type AppraisalContext, type AppraisalOutcome } from './appraise/index.js';
@@ -39,7 +40,7 @@ import { writePrivateFile, type SigningKeys } from './secrets.js';
 import type { VerifierMetrics } from './metrics.js';
 
 /** The log names of the records store: one hash chain per kind of decision. */
-export const LOGS = { appraisal: 'appraisals', keyRelease: 'key-releases', revocation: 'revocations', policy: 'policy' } as const;
+export const LOGS = { appraisal: 'appraisals', keyRelease: 'key-releases', revocation: 'revocations', policy: 'policy', akPin: 'ak-pins' } as const;
 
 /**
  * Test-only hooks. They are an argument of the Verifier constructor and of startVerifier(), never a
@@ -206,12 +207,28 @@ export class Verifier {
       ...(this.d.caches ? { caches: this.d.caches } : {}),
     };
     const expected = this.d.testHooks?.expectedBinding?.(evidence);
-    const outcome = expected ? await appraiseWithExpectedBinding(evidence, ctx, expected) : await appraiseEvidence(evidence, ctx);
+    const appraiseUnder = (pinnedAkSha256: string | null | undefined) => {
+      const c = pinnedAkSha256 === undefined ? ctx : { ...ctx, pinnedAkSha256 };
+      return expected ? appraiseWithExpectedBinding(evidence, c, expected) : appraiseEvidence(evidence, c);
+    };
+    const recordId = uuidV7(now.getTime());
+    const at = now.toISOString();
+    // A pool that pins AKs judges the evidence against the AK the node is pinned to (rule tpm.akPinned).
+    const pinning = pool.policy.tpm?.pinAk === true;
+    const pinned = pinning ? await this.pinnedAk(evidence.runtimeData.nodeName) : undefined;
+    let outcome = await appraiseUnder(pinned);
+    if (pinning && pinned === null && outcome.appraisal.verdict === 'pass' && outcome.akPublicSha256) {
+      // The first pass of a node pins its AK. The pin is taken (compare-and-set) before the result is signed and
+      // the record written: of two first appraisals with different AKs racing, one takes the pin and the other,
+      // finding it, is judged again against it and fails. Should the record then not be written, the node stays
+      // pinned to an AK that passed (its retry passes again); an admin's unpin clears it.
+      const took = await this.takePin(outcome.appraisal.node, outcome.akPublicSha256, at, recordId);
+      if (took !== outcome.akPublicSha256) outcome = await appraiseUnder(took);
+    }
     const { appraisal } = outcome;
 
-    // The result is signed before anything is stored, so that no record or node state is ever left without a
-    // reply that names it.
-    const recordId = uuidV7(now.getTime());
+    // The result is signed before the record and the state that name it are stored, so that neither is ever
+    // left without a reply that names it.
     const iat = Math.floor(now.getTime() / 1000);
     const claims: AttestationResultClaims = {
       iss: this.d.issuer,
@@ -238,7 +255,6 @@ export class Verifier {
     // for both; the record's commit is fsynced, and so covers a failure's state written before it (a pass's
     // state is covered by the next commit). updateNode is a compare-and-set: an appraisal racing a revocation
     // keeps the revocation, and one racing a later appraisal of the same node leaves the later one's state.
-    const at = now.toISOString();
     const updateState = () =>
       this.d.store.updateNode(appraisal.node, (previous) => {
         if (previous?.lastVerifiedAt !== undefined && previous.lastVerifiedAt > at) return previous;
@@ -246,6 +262,8 @@ export class Verifier {
           revoked: previous?.revoked ?? false,
           ...(previous?.revokedAt ? { revokedAt: previous.revokedAt } : {}),
           ...(previous?.revokedReason ? { revokedReason: previous.revokedReason } : {}),
+          // The pin stays as it is now (taken above, or cleared by an admin meanwhile): an appraisal never sets it here.
+          ...pinOf(previous),
           lastVerdict: appraisal.verdict,
           lastVerifiedAt: at,
           lastRecordId: recordId,
@@ -304,6 +322,17 @@ export class Verifier {
       if (node?.lastRecordId && node.lastVerdict === 'fail' && node.lastRecordId !== claims.jti) {
         throw reject('KEYS_NODE_FAILING', `node ${name} failed a later appraisal (${node.lastRecordId}); it must pass again`, { lastRecordId: node.lastRecordId });
       }
+      if (this.poolFor(name).policy.tpm?.pinAk === true) {
+        // The result's verdict judged the AK against the pin of its time; the pin may have changed since (an
+        // admin unpinned the node and another AK was pinned): only the AK the node is pinned to now gets keys.
+        const ak = recordedAk(appraisal.record.body);
+        if (!node?.pinnedAkSha256 || ak !== node.pinnedAkSha256) {
+          throw reject('KEYS_AK_NOT_PINNED', node?.pinnedAkSha256 ? `the attestation of ${name} was made with AK ${ak ?? 'unknown'}, not the AK ${node.pinnedAkSha256} the node is pinned to` : `node ${name} is pinned to no AK (unpinned since): it must attest again`, {
+            expected: node?.pinnedAkSha256 ?? null,
+            actual: ak ?? null,
+          });
+        }
+      }
       const runtime = (appraisal.record.body.runtimeData ?? {}) as Record<string, unknown>;
       const machine = typeof runtime.machine === 'string' ? runtime.machine : undefined;
       if (!machine) throw reject('KEYS_UNKNOWN_MACHINE', `the attestation of ${name} names no machine; disk keys are bound to a machine`, {});
@@ -360,6 +389,61 @@ export class Verifier {
     const state = await this.d.store.updateNode(name, (previous) => ({ ...(previous ?? {}), revoked: true, revokedAt: now.toISOString(), revokedReason: reason }));
     await this.d.store.append({ kind: 'revocation', log: LOGS.revocation, time: now.toISOString(), node: name, body: { reason, by } });
     return state;
+  }
+
+  /**
+   * Clears the AK a node is pinned to (its machine was replaced on purpose): its next passing appraisal pins the
+   * AK it comes with. With `akPublicSha256` the pin is cleared only while it is that one, so an admin clears the
+   * pin they looked at. Recorded (kind ak-unpin, log ak-pins) before the state changes, the safe order for a
+   * change that loosens: a pin never goes without its record (a state write that fails after it leaves the
+   * node pinned, and the admin tries again).
+   */
+  async unpin(name: string, req: UnpinRequest, by: string): Promise<NodeState> {
+    if (!isNodeName(name)) throw inputError('REQUEST_INVALID', `${name} is not a valid node name`, {});
+    const now = this.now();
+    const current = await this.d.store.getNode(name);
+    if (!current) throw new JoinguardError('NOT_FOUND', `no node ${name}`, { name }, { kind: 'input' });
+    const previous = current.pinnedAkSha256;
+    if (previous === undefined) throw inputError('NODE_NOT_PINNED', `node ${name} is pinned to no AK`, { name });
+    if (req.akPublicSha256 !== undefined && req.akPublicSha256 !== previous) {
+      throw inputError('NODE_PIN_CHANGED', `node ${name} is pinned to AK ${previous}, not ${req.akPublicSha256}: nothing was unpinned`, { name, expected: req.akPublicSha256, actual: previous });
+    }
+    await this.d.store.append({
+      kind: 'ak-unpin',
+      log: LOGS.akPin,
+      time: now.toISOString(),
+      node: name,
+      body: {
+        reason: req.reason,
+        by,
+        akPublicSha256: previous,
+        ...(current.pinnedAkAt ? { pinnedAt: current.pinnedAkAt } : {}),
+        ...(current.pinnedAkRecordId ? { pinnedByRecord: current.pinnedAkRecordId } : {}),
+      },
+    });
+    // Only the pin the record names is cleared: one taken since (after another unpin) stays.
+    return this.d.store.updateNode(name, (state) => {
+      if (state?.pinnedAkSha256 !== previous) return state ?? { revoked: false };
+      const next: Partial<NodeState> = { ...state };
+      for (const k of ['name', 'pinnedAkSha256', 'pinnedAkAt', 'pinnedAkRecordId'] as const) delete next[k];
+      return next as NodeStateInput;
+    });
+  }
+
+  /** The AK a node is pinned to, or null when none (or no state) yet. */
+  private async pinnedAk(name: string): Promise<string | null> {
+    // A name the store cannot hold is refused by the appraisal's decoding; it has no state to read.
+    if (!isNodeName(name)) return null;
+    return (await this.d.store.getNode(name))?.pinnedAkSha256 ?? null;
+  }
+
+  /** Pins `ak` unless the node is pinned already; returns the AK the node is pinned to afterwards. */
+  private async takePin(name: string, ak: string, at: string, recordId: string): Promise<string> {
+    const state = await this.d.store.updateNode(name, (previous) => {
+      if (previous?.pinnedAkSha256 !== undefined) return previous;
+      return { ...(previous ?? { revoked: false }), pinnedAkSha256: ak, pinnedAkAt: at, pinnedAkRecordId: recordId };
+    });
+    return state.pinnedAkSha256!;
   }
 
   async records(q: RecordQuery): Promise<RecordPage> {
@@ -703,6 +787,22 @@ export function readPolicyState(path: string, pool: string, now: Date): Persiste
   }
   if (policyDigest(policy) !== state.digest) throw bad('does not match its recorded digest (edited by hand?)');
   return { ...state, policy };
+}
+
+/** A node state's pin members, as they are. */
+function pinOf(state: NodeState | undefined): Pick<NodeState, 'pinnedAkSha256' | 'pinnedAkAt' | 'pinnedAkRecordId'> {
+  return {
+    ...(state?.pinnedAkSha256 !== undefined ? { pinnedAkSha256: state.pinnedAkSha256 } : {}),
+    ...(state?.pinnedAkAt !== undefined ? { pinnedAkAt: state.pinnedAkAt } : {}),
+    ...(state?.pinnedAkRecordId !== undefined ? { pinnedAkRecordId: state.pinnedAkRecordId } : {}),
+  };
+}
+
+/** hex SHA-256 of the tpm.akPublic an appraisal record holds (its evidence is kept inline but for blobs). */
+function recordedAk(body: Record<string, unknown>): string | undefined {
+  const ak = (body.evidence as { tpm?: { akPublic?: unknown } } | undefined)?.tpm?.akPublic;
+  if (typeof ak !== 'string') return undefined;
+  return digest('sha256', Buffer.from(ak, 'base64'), 'hex');
 }
 
 const NODE_RE = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;

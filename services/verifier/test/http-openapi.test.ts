@@ -63,6 +63,7 @@ const SUCCESS_REPLIES: Record<string, [string, object]> = {
   'get /v1/blobs/{sha256}': ['application/octet-stream', { type: 'string', format: 'binary' }],
   'get /v1/nodes': [JSON_TYPE, { type: 'object', required: ['nodes'], additionalProperties: false, properties: { nodes: { type: 'array', items: nodeStateSchema } } }],
   'post /v1/nodes/{name}/revoke': [JSON_TYPE, nodeStateSchema],
+  'post /v1/nodes/{name}/unpin': [JSON_TYPE, nodeStateSchema],
   'get /v1/challenge': [JSON_TYPE, challengeResponseSchema],
   'post /v1/attest': [JSON_TYPE, attestResponseSchema],
   'post /v1/keys/disk/{name}': [JSON_TYPE, keyReleaseResponseSchema],
@@ -114,6 +115,8 @@ describe('replies of the documented routes', () => {
   beforeAll(async () => {
     const ring = await earlierRing(Date.now());
     h = await simHarness({
+      // A policy that pins AKs, so that the node's state has its pin members too.
+      pinAk: true,
       edit: (c) => {
         mkdirSync(c.signing.keysDir, { recursive: true, mode: 0o700 });
         ringPath = join(c.signing.keysDir, 'keyring.json');

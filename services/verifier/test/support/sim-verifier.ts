@@ -4,6 +4,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import YAML from 'yaml';
+import type { Policy } from '@joinguard/policy';
 import { createSimCvm, type SimCvm, type SimTamper } from '@joinguard/simcvm';
 import type { AttestResponse, ChallengeResponse, KeyReleaseResponse, RuntimeData, SignedRecord } from '@joinguard/protocol';
 import { defaultConfig, type VerifierConfig } from '../../src/config.js';
@@ -24,14 +25,14 @@ export interface SimHarness {
 
 /** Writes trust files, policy and tokens for a fresh simulated CVM; `edit` may change the configuration. */
 export async function simHarness(
-  opts: { tee?: 'snp' | 'tdx'; nodeName?: string; edit?: (c: VerifierConfig, dir: string) => VerifierConfig; start?: boolean; now?: () => Date } = {},
+  opts: { tee?: 'snp' | 'tdx'; nodeName?: string; edit?: (c: VerifierConfig, dir: string) => VerifierConfig; start?: boolean; now?: () => Date; pinAk?: boolean } = {},
 ): Promise<SimHarness> {
   const tee = opts.tee ?? 'snp';
   const dir = mkdtempSync(join(tmpdir(), `jg-sim-${tee}-`));
   const sim = await createSimCvm({ tee, nodeName: opts.nodeName ?? `worker-${tee}-0`, vtpm: 'software' });
   const files = sim.writeTrust(join(dir, 'trust'));
   const policyFile = join(dir, 'policy.yaml');
-  writeFileSync(policyFile, YAML.stringify(sim.goodPolicy()));
+  writeFileSync(policyFile, YAML.stringify(opts.pinAk ? pinningPolicy(sim) : sim.goodPolicy()));
   const tokensFile = join(dir, 'tokens.yaml');
   writeFileSync(
     tokensFile,
@@ -64,6 +65,12 @@ export async function simHarness(
   };
   if (opts.start !== false) h.v = await startVerifier(config, opts.now ? { now: opts.now } : {});
   return h;
+}
+
+/** The simulated CVM's good policy with `tpm.pinAk`: its nodes are pinned to their first AK. */
+export function pinningPolicy(sim: SimCvm): Policy {
+  const p = sim.goodPolicy();
+  return { ...p, name: `${p.name}-pinned`, tpm: { ...p.tpm, pinAk: true } };
 }
 
 export type Fetch = (path: string, init?: RequestInit) => Promise<Response>;
