@@ -89,8 +89,31 @@ function isObject(x: unknown): boolean {
   return x !== null && typeof x === 'object' && !Array.isArray(x);
 }
 
-export async function appraise(evidence: Evidence, o: { now: Date; policy: Policy; trust: AppraisalTrust }): Promise<AppraisalOutcome> {
-  return appraiseEvidence(evidence, { now: o.now, policy: o.policy, policyRef: { id: o.policy.name, digest: policyDigest(o.policy) }, trust: o.trust });
+/**
+ * `pinnedAkSha256` is the AK the node was pinned to (null: none) for a policy with tpm.pinAk; without it that
+ * rule is skipped, as nothing offline knows a node's pin.
+ */
+export async function appraise(evidence: Evidence, o: { now: Date; policy: Policy; trust: AppraisalTrust; pinnedAkSha256?: string | null }): Promise<AppraisalOutcome> {
+  return appraiseEvidence(evidence, {
+    now: o.now,
+    policy: o.policy,
+    policyRef: { id: o.policy.name, digest: policyDigest(o.policy) },
+    trust: o.trust,
+    ...(o.pinnedAkSha256 !== undefined ? { pinnedAkSha256: o.pinnedAkSha256 } : {}),
+  });
+}
+
+/**
+ * The pin a stored appraisal was judged against, from its own (signed) check policy.tpm.akPinned: the AK it
+ * expected, or null for the pass that took the pin. Undefined when the record has no such judgement (no
+ * pinning policy, or the rule was skipped). Whether that pin was the right one is the earlier records' story.
+ */
+export function recordedPin(checks: unknown): string | null | undefined {
+  if (!Array.isArray(checks)) return undefined;
+  const c = (checks as Check[]).find((x) => x?.name === 'policy.tpm.akPinned');
+  if (!c || c.outcome === 'skip') return undefined;
+  if (typeof c.expected === 'string') return c.expected;
+  return c.outcome === 'pass' ? null : undefined;
 }
 
 /** The first failed check before the policy: the evidence itself does not verify, whatever the policy. */

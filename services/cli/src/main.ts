@@ -9,6 +9,7 @@ import { registerPolicy } from './commands/policy.js';
 import { registerAudit } from './commands/audit.js';
 import { registerVerify } from './commands/verify.js';
 import { registerDemo } from './commands/demo.js';
+import { registerNode } from './commands/node.js';
 
 export function buildProgram(): Command {
   const program = new Command('joinguard')
@@ -24,6 +25,7 @@ export function buildProgram(): Command {
   registerPolicy(program);
   registerServe(program);
   registerAudit(program);
+  registerNode(program);
   registerVerify(program);
   registerDemo(program);
   for (const c of program.commands) applyExitOverride(c);

@@ -7,7 +7,7 @@ import { allKeys, evidenceOfRecord, isSha256Hex, type AuditRecord, type KeyRing,
 import { decodeRecordJws, openRecord, verifyEntries, type ChainEntry, type ChainVerification, type RecordStore } from '@joinguard/store';
 import { readPolicy, recordedPolicy } from '@joinguard/verifier';
 import { policyDigest, type Policy } from '@joinguard/policy';
-import { appraise, trustFlags, trustFrom, type TrustOpts } from '../appraise.js';
+import { appraise, recordedPin, trustFlags, trustFrom, type TrustOpts } from '../appraise.js';
 import { openStoreFile } from '../store-file.js';
 import { runCommand, usage } from '../output.js';
 import { checkHead, readHeads, writeHeads, type HeadCheck, type LogHead, type LogPoint } from './audit-heads.js';
@@ -128,7 +128,7 @@ async function openSource(o: SourceOptions): Promise<RecordSource> {
         if (!j || !Array.isArray(j.keys)) throw inputError('AUDIT_HTTP', `${url} answered something that is not a JWKS`, {});
         return j;
       },
-      logs: async () => ['appraisals', 'key-releases', 'revocations', 'policy', 'csr-decisions'],
+      logs: async () => ['appraisals', 'key-releases', 'revocations', 'policy', 'csr-decisions', 'ak-pins'],
       verifyChain: (log, keys, at) => verifyLogEntries(source, log, keys, at),
       // The name is checked before it goes into a URL; what comes back is checked against it by the caller.
       blob: async (sha256) => (isSha256Hex(sha256) ? httpBlob(`${base}/v1/blobs/${sha256}`, token) : undefined),
@@ -362,7 +362,7 @@ export function registerAudit(program: Command): void {
     .option('--verdict <v>', 'pass | fail')
     .option('--tee <tee>')
     .option('--purpose <p>', 'unlock | join | reattest')
-    .option('--kind <k>', 'appraisal | key-release | csr-decision | revocation | policy-change')
+    .option('--kind <k>', 'appraisal | key-release | csr-decision | revocation | policy-change | ak-unpin')
     .option('--log <log>')
     .option('--limit <n>', 'page size', (v) => Number(v))
     .option('--cursor <c>', 'next page, from a previous nextCursor')
@@ -446,7 +446,9 @@ export function registerAudit(program: Command): void {
                 });
                 continue;
               }
-              const out = await appraise(evidence, { now: new Date(rec.time), policy: known.policy, trust });
+              // A pinning policy judged the AK against the node's pin of the time, which the record's own check names.
+              const pinned = recordedPin(rec.body.checks);
+              const out = await appraise(evidence, { now: new Date(rec.time), policy: known.policy, trust, ...(pinned !== undefined ? { pinnedAkSha256: pinned } : {}) });
               const same = out.appraisal.verdict === rec.verdict;
               // A verdict that differs names the first check that failed now (e.g. a VCEK no longer found).
               const failed = same ? undefined : out.appraisal.checks.find((c) => c.outcome === 'fail');
