@@ -1,7 +1,7 @@
 import { connect } from '@nats-io/transport-node';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { DeliverPolicy, DiscardPolicy, RetentionPolicy, StorageType, jetstream, jetstreamManager } from '@nats-io/jetstream';
-import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
+import type { JetStreamClient, JetStreamManager, StoredMsg } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import type { KV } from '@nats-io/kv';
 import { Objm } from '@nats-io/obj';
@@ -193,10 +193,10 @@ export class JetStreamRecordStore implements RecordStore {
       let transient = 0;
       let headMissing = false;
       for (let attempt = 0; attempt < this.maxRetries; attempt++) {
-        let head: { seq: number; jws: string } | null;
+        let head: { seq: number; jws: string; msgId: string | undefined } | null;
         try {
           const m = await this.jsm.streams.getMessage(this.stream, { last_by_subj: subject });
-          head = m === null ? null : { seq: m.seq, jws: m.string() };
+          head = m === null ? null : { seq: m.seq, jws: m.string(), msgId: m.header.get('Nats-Msg-Id') || undefined };
         } catch (e) {
           throw io(e, `reading the head of log ${draft.log}`);
         }
@@ -211,7 +211,7 @@ export class JetStreamRecordStore implements RecordStore {
           throw new JoinguardError('STORE_HEAD_UNREADABLE', `log ${draft.log} holds records but the server reports no last record (was the newest one deleted?); refusing to fork the chain`, { log: draft.log }, { kind: 'internal' });
         }
         headMissing = false;
-        const headRecord = head === null ? undefined : decodeRecordJws(head.jws);
+        const headRecord = head === null ? undefined : chainHead(draft.log, head);
         // An earlier attempt whose acknowledgement was lost may already have landed.
         if (head !== null && headRecord?.id === fixed.id) return { record: headRecord, jws: head.jws };
         const record = buildRecord(draft, fixed, (headRecord?.seq ?? 0) + 1, head === null ? GENESIS_PREV : jwsPayloadHash(head.jws));
@@ -225,15 +225,12 @@ export class JetStreamRecordStore implements RecordStore {
         }
         // Heals the one index entry a crash between publish and index write can leave missing (see get()).
         const healHead = head !== null && headRecord !== undefined ? this.index.put(headRecord.id, String(head.seq)).catch(() => undefined) : undefined;
+        let ack;
+        let duplicate: StoredMsg | null = null;
         try {
-          const ack = await this.js.publish(subject, jws, { msgID: record.id, expect: { lastSubjectSequence: head?.seq ?? 0 } });
+          ack = await this.js.publish(subject, jws, { msgID: record.id, expect: { lastSubjectSequence: head?.seq ?? 0 } });
           await healHead;
-          if (ack.duplicate) {
-            const m = await this.jsm.streams.getMessage(this.stream, { seq: ack.seq });
-            if (m !== null) return { record: decodeRecordJws(m.string()), jws: m.string() };
-          }
-          await this.index.put(record.id, String(ack.seq)).catch(() => undefined);
-          return { record, jws };
+          if (ack.duplicate) duplicate = await this.jsm.streams.getMessage(this.stream, { seq: ack.seq });
         } catch (e) {
           if (apiCode(e) === WRONG_LAST_SEQUENCE) {
             // Another replica appended first: back off a little (jittered) and build on the new head.
@@ -242,7 +239,12 @@ export class JetStreamRecordStore implements RecordStore {
           }
           if (++transient > 3) throw io(e, `appending to log ${draft.log}`);
           await sleep(50 * transient);
+          continue;
         }
+        // Outside the retries: what the stream holds under this id does not change by publishing again.
+        if (duplicate !== null) return earlierAttempt(draft.log, record.id, duplicate);
+        await this.index.put(record.id, String(ack.seq)).catch(() => undefined);
+        return { record, jws };
       }
       throw new JoinguardError('STORE_CONFLICT', `jetstream store: log ${draft.log} kept moving; gave up after ${this.maxRetries} attempts`, { log: draft.log }, { kind: 'internal' });
     });
@@ -474,6 +476,51 @@ export class JetStreamRecordStore implements RecordStore {
     await Promise.allSettled([...this.queues.values()]);
     if (this.ownsConnection) await this.nc.close().catch(() => undefined);
   }
+}
+
+/**
+ * The record a log's newest message holds, for an append to chain onto. A message that does not decode, or
+ * that is not a record of this log with an id and a seq, would give the new record a wrong seq (a second seq 1,
+ * or one counted from another log's) and an unknown `prev`: refused as STORE_HEAD_UNREADABLE, naming the
+ * message as it is kept. Internal, like the other head failures: the store is damaged, not the draft.
+ */
+function chainHead(log: string, head: { seq: number; jws: string; msgId: string | undefined }): AuditRecord {
+  let record: AuditRecord | undefined;
+  let why: string;
+  let cause: unknown;
+  try {
+    record = decodeRecordJws(head.jws);
+    why = 'its payload lacks a string id, a positive integer seq or this log';
+  } catch (e) {
+    if (!(e instanceof JoinguardError)) throw e;
+    why = e.message;
+    cause = e;
+  }
+  if (record !== undefined && typeof record.id === 'string' && Number.isSafeInteger(record.seq) && record.seq >= 1 && record.log === log) return record;
+  const named = head.msgId === undefined ? 'without an id' : head.msgId;
+  throw new JoinguardError(
+    'STORE_HEAD_UNREADABLE',
+    `log ${log}: its last stored message (${named}, stream seq ${head.seq}) is not a record to chain onto: ${why}; refusing to append after it`,
+    { log, streamSeq: head.seq, ...(head.msgId === undefined ? {} : { id: head.msgId }) },
+    { kind: 'internal', cause },
+  );
+}
+
+/**
+ * What a publish found already stored under the record's id (Nats-Msg-Id, within the duplicate window): the
+ * record an earlier attempt published whose acknowledgement was lost, or else another message, in which case
+ * the id is taken and this record was not stored.
+ */
+function earlierAttempt(log: string, id: string, m: StoredMsg): SignedRecord {
+  const jws = m.string();
+  let record: AuditRecord | undefined;
+  try {
+    record = decodeRecordJws(jws);
+  } catch {
+    record = undefined;
+  }
+  if (record !== undefined && record.id === id && record.log === log) return { record, jws };
+  throw inputError('STORE_DUPLICATE_ID', `a record with id ${id} already exists (the stream holds another message under that id, at stream seq ${m.seq})`, { id });
 }
 
 export function openJetStreamStore(opts: JetStreamStoreOptions): Promise<JetStreamRecordStore> {

@@ -3,7 +3,7 @@ import { connect } from '@nats-io/transport-node';
 import { jetstreamManager, jetstream } from '@nats-io/jetstream';
 import { canonicalJsonBytes, generateSigningKey } from '@joinguard/protocol';
 import { JoinguardError } from '@joinguard/core';
-import { decodeRecordJws, openJetStreamStore } from '../src/index.js';
+import { decodeRecordJws, openJetStreamStore, recordHash } from '../src/index.js';
 import type { JetStreamStoreOptions } from '../src/index.js';
 import { draft, runStoreContract } from './contract.js';
 import { startNatsServer } from './nats.js';
@@ -219,6 +219,54 @@ describe('JetStream store: a log whose newest message is not a record', () => {
       expect(nul).toBeInstanceOf(JoinguardError);
       expect(nul).toMatchObject({ code: 'STORE_RECORD_MALFORMED', kind: 'rejected', details: { id: 'null-head', log: 'nulls', payloadType: 'null' } });
       expect((nul as Error).message).toBe('stored record null-head of log nulls: stored record payload is JSON but not an object (it is null)');
+    } finally {
+      await t.done();
+    }
+  });
+
+  it('refuses an append after it with STORE_HEAD_UNREADABLE and publishes nothing; other logs go on', async () => {
+    const t = await setup();
+    try {
+      const a = await t.s.append(draft(1));
+      const bad = [
+        { log: 'attest', id: 'spoiled-head', jws: 'garbage', why: 'stored record is not a compact JWS' },
+        { log: 'nulls', id: 'null-head', jws: `x.${Buffer.from('null').toString('base64url')}.y`, why: 'not an object (it is null)' },
+        { log: 'objects', id: 'object-head', jws: `x.${Buffer.from('{"id":"object-head"}').toString('base64url')}.y`, why: 'lacks a string id, a positive integer seq or this log' },
+        // A record, but of another log: its seq counts another chain.
+        { log: 'moved', id: 'moved-head', jws: a.jws, why: 'lacks a string id, a positive integer seq or this log' },
+      ];
+      for (const c of bad) {
+        const streamSeq = await t.raw(c.log, c.id, c.jws);
+        const e = await outcome(t.s.append(draft(3, { log: c.log })));
+        expect(e).toBeInstanceOf(JoinguardError);
+        expect(e).toMatchObject({ code: 'STORE_HEAD_UNREADABLE', kind: 'internal', details: { log: c.log, id: c.id, streamSeq } });
+        expect((e as Error).message).toContain(`log ${c.log}: its last stored message (${c.id}, stream seq ${streamSeq}) is not a record to chain onto: `);
+        expect((e as Error).message).toContain(c.why);
+        expect(await t.lastSeq(c.log)).toBe(streamSeq);
+      }
+      expect(await t.s.verifyChain('attest', { keys: [t.key.publicJwk] })).toMatchObject({ ok: false, count: 1, firstBadSeq: 2, firstBadId: 'spoiled-head', code: 'STORE_CHAIN_MALFORMED' });
+      // A healthy log goes on, and its append heals its head's missing index entry.
+      const b = await t.s.append(draft(4, { log: 'other' }));
+      await t.index.purge(b.record.id);
+      const c = await t.s.append(draft(5, { log: 'other' }));
+      expect(c.record).toMatchObject({ seq: 2, prev: recordHash(b.record) });
+      expect((await t.index.get(b.record.id))?.operation).toBe('PUT');
+    } finally {
+      await t.done();
+    }
+  });
+
+  it('refuses an append whose id the stream holds under another message (a duplicate publish) with STORE_DUPLICATE_ID', async () => {
+    const t = await setup();
+    try {
+      const a = await t.s.append(draft(1));
+      // Not in the id index, so only the publish's duplicate check meets it.
+      const parked = await t.raw('parked', 'taken-id', 'garbage');
+      const e = await outcome(t.s.append(draft(2, { id: 'taken-id' })));
+      expect(e).toBeInstanceOf(JoinguardError);
+      expect(e).toMatchObject({ code: 'STORE_DUPLICATE_ID', kind: 'input', details: { id: 'taken-id' } });
+      expect((e as Error).message).toContain(`at stream seq ${parked}`);
+      expect(await t.s.verifyChain('attest', { keys: [t.key.publicJwk] })).toMatchObject({ ok: true, count: 1, headHash: recordHash(a.record) });
     } finally {
       await t.done();
     }
